@@ -1,0 +1,101 @@
+"""The journal's storage layer: the `Storage` protocol, its backends, and `EventStore`.
+
+`open_store(url)` opens a journal by URL: `memory://` or `sqlite:///path.db`
+(`?synchronous=NORMAL` and `?busy_timeout=SECONDS` are accepted for SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from reactor.codec import Codec
+from reactor.errors import StorageError
+from reactor.registry import Registry
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    Checkpoint,
+    NewRecord,
+    Snapshot,
+    Storage,
+    StoredEvent,
+    StreamInfo,
+)
+from reactor.store.event_store import EventStore
+from reactor.store.memory import MemoryStorage
+from reactor.store.sqlite import SQLiteStorage
+
+__all__ = [
+    "Append",
+    "AppendOutcome",
+    "Checkpoint",
+    "EventStore",
+    "MemoryStorage",
+    "NewRecord",
+    "SQLiteStorage",
+    "Snapshot",
+    "Storage",
+    "StoredEvent",
+    "StreamInfo",
+    "open_storage",
+    "open_store",
+    "register_backend",
+]
+
+Opener = Callable[[str, dict[str, str], bool], Storage]
+
+
+def _open_memory(rest: str, options: dict[str, str], create: bool) -> Storage:
+    if rest or options:
+        raise StorageError(f"memory:// takes no path or options, got {rest!r} {options or ''}")
+    return MemoryStorage()
+
+
+def _open_sqlite(rest: str, options: dict[str, str], create: bool) -> Storage:
+    if not rest.startswith("/") or rest == "/":
+        raise StorageError(
+            f"sqlite URL needs three slashes and a path: sqlite:///relative.db or "
+            f"sqlite:////absolute.db, got sqlite://{rest}"
+        )
+    unknown = set(options) - {"synchronous", "busy_timeout"}
+    if unknown:
+        raise StorageError(
+            f"unknown sqlite option(s) {sorted(unknown)}: use synchronous, busy_timeout"
+        )
+    try:
+        timeout = float(options.get("busy_timeout", 10.0))
+    except ValueError:
+        raise StorageError(
+            f"busy_timeout must be seconds, got {options['busy_timeout']!r}"
+        ) from None
+    return SQLiteStorage(
+        rest[1:],
+        synchronous=options.get("synchronous", "FULL"),
+        create=create,
+        busy_timeout=timeout,
+    )
+
+
+_BACKENDS: dict[str, Opener] = {"memory": _open_memory, "sqlite": _open_sqlite}
+
+
+def register_backend(scheme: str, opener: Opener) -> None:
+    """Let `open_storage` open `scheme://...` URLs with `opener(rest, options, create)`."""
+    _BACKENDS[scheme] = opener
+
+
+def open_storage(url: str, *, create: bool = True) -> Storage:
+    """Open the `Storage` a URL names; `StorageError` for a bad URL or an unusable store."""
+    scheme, sep, rest = url.partition("://")
+    opener = _BACKENDS.get(scheme) if sep else None
+    if opener is None:
+        known = ", ".join(f"{s}://" for s in sorted(_BACKENDS))
+        raise StorageError(f"unknown store URL {url!r}: expected one of {known}")
+    rest, _, query = rest.partition("?")
+    return opener(rest, dict(parse_qsl(query, keep_blank_values=True)), create)
+
+
+def open_store(url: str, *, registry: Registry | None = None, create: bool = True) -> EventStore:
+    """Open a journal by URL as an `EventStore` decoding with `registry` (default: global)."""
+    return EventStore(open_storage(url, create=create), Codec(registry))

@@ -1,0 +1,205 @@
+"""The `Storage` protocol every journal backend implements, and the records it speaks.
+
+Storage is plain synchronous code on encoded records (bytes, ids, numbers): it knows
+nothing of event classes. `EventStore` puts the codec on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from reactor.errors import ConcurrencyError, DuplicateEventId, ReactorError
+
+
+@attrs.frozen
+class NewRecord:
+    """One encoded event to append."""
+
+    event_id: str
+    type: str
+    version: int
+    data: bytes
+    timestamp: float  # seconds since the epoch, UTC
+    metadata: bytes | None = None  # JSON object, or None for none
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+@attrs.frozen
+class StoredEvent:
+    """One encoded event as stored: a `NewRecord` plus its place in stream and journal."""
+
+    event_id: str
+    stream_id: str
+    seq: int
+    position: int
+    type: str
+    version: int
+    data: bytes
+    timestamp: float
+    metadata: bytes | None
+    correlation_id: str | None
+    causation_id: str | None
+
+
+@attrs.frozen
+class Checkpoint:
+    """How far a named consumer got in the journal, with its state (saved atomically)."""
+
+    name: str
+    position: int
+    state: bytes | None = None
+
+
+@attrs.frozen
+class Snapshot:
+    """The encoded state of a stream's aggregate as of `seq`."""
+
+    stream_id: str
+    seq: int
+    type: str
+    version: int
+    state: bytes
+
+
+@attrs.frozen
+class StreamInfo:
+    """One stream in `streams()`: its id, version (last seq) and last global position."""
+
+    stream_id: str
+    version: int
+    last_position: int
+
+
+@attrs.frozen
+class Append:
+    """One append of an `append_batch`: records for a stream at an expected version.
+
+    `expected_version` is the stream's current last seq (0: a new stream) or None for no
+    check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
+    """
+
+    stream_id: str
+    records: Sequence[NewRecord]
+    expected_version: int | None = None
+    checkpoint: Checkpoint | None = None
+
+
+@attrs.frozen
+class AppendOutcome:
+    """The result of one append in a batch: the stored events, or the error that refused it."""
+
+    events: tuple[StoredEvent, ...] = ()
+    error: ReactorError | None = None
+
+    def result(self) -> list[StoredEvent]:
+        """The stored events; raises the error if the append was refused."""
+        if self.error is not None:
+            raise self.error
+        return list(self.events)
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A journal backend. Every method is thread-safe and synchronous.
+
+    Guarantees (the conformance suite in tests/ checks each): per stream, seqs are 1..n
+    with no gap; positions strictly increase in commit order; an append is all or none;
+    re-appending event ids already stored at that place returns them and writes nothing.
+    """
+
+    url: str
+
+    def append(
+        self, stream_id: str, records: Sequence[NewRecord], expected_version: int | None
+    ) -> list[StoredEvent]:
+        """Append atomically; `ConcurrencyError` on a stale `expected_version`."""
+        ...
+
+    def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        """Run many appends in ONE transaction, with an outcome per append, in order."""
+        ...
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """The stream's events with `from_seq <= seq <= to_seq`, lazily, in seq order."""
+        ...
+
+    def read_all(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """Events with `position > after` (of `types` if given), lazily, in position order."""
+        ...
+
+    def last_position(self) -> int:
+        """The position of the last stored event (0 when empty)."""
+        ...
+
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's last seq (0 when it does not exist)."""
+        ...
+
+    def streams(self) -> Iterator[StreamInfo]:
+        """Every stream, ordered by stream id."""
+        ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep `snapshot` as the stream's latest, replacing an older one."""
+        ...
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The stream's latest snapshot, or None."""
+        ...
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Save (replace) the named checkpoint."""
+        ...
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        """The named checkpoint, or None."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; later calls raise `StorageError`. Idempotent."""
+        ...
+
+
+def check_append(
+    stream_id: str,
+    records: Sequence[NewRecord],
+    expected_version: int | None,
+    actual_version: int,
+    stored: Sequence[StoredEvent | None],
+) -> list[StoredEvent] | None:
+    """Decide an append before writing: the stored events if it is an idempotent re-append,
+    None if it may be written, or raise `DuplicateEventId` / `ConcurrencyError`.
+
+    `stored` holds, for each record, the stored event with its event id (or None).
+    Shared by the backends so they agree on every case.
+    """
+    ids = [r.event_id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DuplicateEventId(dup, stream_id, 0)
+    found = [s for s in stored if s is not None]
+    if found:
+        first = stored[0]
+        if (
+            len(found) == len(records)
+            and first is not None
+            and all(
+                s is not None and s.stream_id == stream_id and s.seq == first.seq + i
+                for i, s in enumerate(stored)
+            )
+            and (expected_version is None or first.seq == expected_version + 1)
+        ):
+            return list(found)
+        clash = found[0]
+        raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
+    if expected_version is not None and expected_version != actual_version:
+        raise ConcurrencyError(stream_id, expected_version, actual_version)
+    return None

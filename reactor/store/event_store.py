@@ -1,0 +1,134 @@
+"""`EventStore`: a `Storage` with the codec on top, so events go in and Envelopes come out.
+
+It encodes `NewEvent`s into records, decodes stored records (upcasting on the way), and
+reports undecodable data with the stream, seq and position it sits at.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from reactor.codec import Codec, dumps, loads
+from reactor.errors import DecodeError
+from reactor.events import Envelope, NewEvent
+from reactor.registry import Registry
+from reactor.store.base import NewRecord, Storage, StoredEvent, StreamInfo
+
+
+class EventStore:
+    """Typed access to a journal. Thread-safe when its `Storage` is (every backend is)."""
+
+    def __init__(self, storage: Storage, codec: Codec | None = None) -> None:
+        self.storage = storage
+        self.codec = codec if codec is not None else Codec()
+
+    def __repr__(self) -> str:
+        return f"EventStore({self.storage.url!r})"
+
+    @property
+    def registry(self) -> Registry:
+        return self.codec.registry
+
+    def record(self, new: NewEvent | object) -> NewRecord:
+        """Encode an event (bare, or a `NewEvent` with ids and metadata) into a record."""
+        if not isinstance(new, NewEvent):
+            new = NewEvent(new)
+        type_name, version, data = self.codec.encode(new.event)
+        return NewRecord(
+            new.event_id,
+            type_name,
+            version,
+            data,
+            time.time(),
+            dumps(dict(new.metadata)) if new.metadata else None,
+            new.correlation_id,
+            new.causation_id,
+        )
+
+    def envelope(self, stored: StoredEvent, event: Any = None) -> Envelope:
+        """Decode a stored record into an Envelope (`event`, when given, is used as is)."""
+        if event is None:
+            event, version = self.codec.decode(
+                stored.type,
+                stored.version,
+                stored.data,
+                stream_id=stored.stream_id,
+                seq=stored.seq,
+                position=stored.position,
+            )
+        else:
+            version = stored.version
+        if stored.metadata is None:
+            metadata = {}
+        else:
+            try:
+                metadata = loads(stored.metadata)
+            except ValueError as e:
+                raise DecodeError(
+                    f"metadata is not JSON: {e}",
+                    type_name=stored.type,
+                    stream_id=stored.stream_id,
+                    seq=stored.seq,
+                    position=stored.position,
+                ) from e
+        return Envelope(
+            stored.event_id,
+            stored.stream_id,
+            stored.seq,
+            stored.position,
+            stored.type,
+            version,
+            event,
+            datetime.fromtimestamp(stored.timestamp, UTC),
+            stored.correlation_id,
+            stored.causation_id,
+            metadata,
+        )
+
+    def append(
+        self, stream_id: str, events: Sequence[NewEvent | object], expected_version: int | None
+    ) -> list[Envelope]:
+        """Append events atomically at `expected_version` (None: no check).
+
+        Raises `ConcurrencyError` on a stale version, `DuplicateEventId` when an event id is
+        stored elsewhere; re-appending the same event ids at the same place returns the
+        stored envelopes and writes nothing.
+        """
+        news = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
+        records = [self.record(n) for n in news]
+        stored = self.storage.append(stream_id, records, expected_version)
+        return [
+            self.envelope(s, n.event if s.data == r.data else None)
+            for s, n, r in zip(stored, news, records, strict=True)
+        ]
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[Envelope]:
+        """The stream's envelopes in seq order, decoded lazily."""
+        return map(self.envelope, self.storage.read_stream(stream_id, from_seq, to_seq))
+
+    def read_all(
+        self,
+        after: int = 0,
+        types: Collection[type | str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Envelope]:
+        """Every envelope after `position` (of `types`: classes or names), in position order."""
+        names = None if types is None else self.registry.type_names(types)
+        return map(self.envelope, self.storage.read_all(after, names, limit))
+
+    def last_position(self) -> int:
+        return self.storage.last_position()
+
+    def stream_version(self, stream_id: str) -> int:
+        return self.storage.stream_version(stream_id)
+
+    def streams(self) -> Iterator[StreamInfo]:
+        return self.storage.streams()
+
+    def close(self) -> None:
+        self.storage.close()

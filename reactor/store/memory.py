@@ -1,0 +1,167 @@
+"""`memory://`: a journal kept in this process only, for tests and throwaway runs.
+
+Behaves exactly as the SQLite backend does (the conformance suite runs both) but keeps
+nothing when the process ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Sequence
+
+from reactor.errors import ReactorError, StorageError
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    Checkpoint,
+    NewRecord,
+    Snapshot,
+    StoredEvent,
+    StreamInfo,
+    check_append,
+)
+
+_PAGE = 1000
+
+
+class MemoryStorage:
+    """A `Storage` in lists and dicts behind one lock."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._events: list[StoredEvent] = []  # position p is at index p - 1
+        self._streams: dict[str, list[StoredEvent]] = {}
+        self._by_id: dict[str, StoredEvent] = {}
+        self._snapshots: dict[str, Snapshot] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryStorage({self.url!r})"
+
+    def append(
+        self, stream_id: str, records: Sequence[NewRecord], expected_version: int | None
+    ) -> list[StoredEvent]:
+        return self.append_batch([Append(stream_id, records, expected_version)])[0].result()
+
+    def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        with self._lock:
+            self._check_open()
+            return [self._append_one(a) for a in appends]
+
+    def _append_one(self, a: Append) -> AppendOutcome:
+        stream = self._streams.get(a.stream_id, [])
+        try:
+            stored = check_append(
+                a.stream_id,
+                a.records,
+                a.expected_version,
+                len(stream),
+                [self._by_id.get(r.event_id) for r in a.records],
+            )
+        except ReactorError as refused:
+            return AppendOutcome(error=refused)
+        if stored is None:
+            stored = []
+            for r in a.records:
+                e = StoredEvent(
+                    r.event_id,
+                    a.stream_id,
+                    len(stream) + 1,
+                    len(self._events) + 1,
+                    r.type,
+                    r.version,
+                    r.data,
+                    r.timestamp,
+                    r.metadata,
+                    r.correlation_id,
+                    r.causation_id,
+                )
+                stream.append(e)
+                self._events.append(e)
+                self._by_id[e.event_id] = e
+                stored.append(e)
+            if stream:
+                self._streams[a.stream_id] = stream
+            if a.checkpoint is not None:
+                self._checkpoints[a.checkpoint.name] = a.checkpoint
+        return AppendOutcome(events=tuple(stored))
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        with self._lock:
+            self._check_open()
+            stream = self._streams.get(stream_id, [])
+        end = len(stream) if to_seq is None else min(to_seq, len(stream))
+        return iter(stream[max(from_seq, 1) - 1 : end])  # a stream only grows: a copy is exact
+
+    def read_all(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        with self._lock:
+            self._check_open()
+        wanted = None if types is None else frozenset(types)
+        return self._read_all(max(after, 0), wanted, limit)
+
+    def _read_all(
+        self, after: int, wanted: frozenset[str] | None, limit: int | None
+    ) -> Iterator[StoredEvent]:
+        left = limit if limit is not None else -1
+        while left != 0:
+            with self._lock:
+                page = self._events[after : after + _PAGE]
+            if not page:
+                return
+            after += len(page)
+            for e in page:
+                if wanted is None or e.type in wanted:
+                    yield e
+                    left -= 1
+                    if left == 0:
+                        return
+
+    def last_position(self) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._events)
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._streams.get(stream_id, ()))
+
+    def streams(self) -> Iterator[StreamInfo]:
+        with self._lock:
+            self._check_open()
+            infos = [StreamInfo(s, len(evs), evs[-1].position) for s, evs in self._streams.items()]
+        return iter(sorted(infos, key=lambda i: i.stream_id))
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._check_open()
+            self._snapshots[snapshot.stream_id] = snapshot
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        with self._lock:
+            self._check_open()
+            return self._snapshots.get(stream_id)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            self._check_open()
+            self._checkpoints[checkpoint.name] = checkpoint
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        with self._lock:
+            self._check_open()
+            return self._checkpoints.get(name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.url}: the store is closed")

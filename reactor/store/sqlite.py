@@ -1,0 +1,425 @@
+"""`sqlite:///path.db`: the embedded default journal, one SQLite file in WAL mode.
+
+One writer connection behind a lock (other processes wait on SQLite's busy timeout),
+one reader connection per thread, lazy reads in pages. `synchronous` is FULL by default.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from reactor.errors import ReactorError, StorageError
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    Checkpoint,
+    NewRecord,
+    Snapshot,
+    StoredEvent,
+    StreamInfo,
+    check_append,
+)
+
+SCHEMA_VERSION = 1
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_PAGE = 1000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    stream INTEGER NOT NULL REFERENCES streams (id),
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    timestamp REAL NOT NULL,
+    metadata BLOB,
+    correlation_id TEXT,
+    causation_id TEXT,
+    UNIQUE (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL,
+    version INTEGER NOT NULL, state BLOB NOT NULL, timestamp REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, state BLOB, timestamp REAL NOT NULL
+);
+INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
+INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
+"""
+# The columns of a StoredEvent, in its field order.
+_EVENT = (
+    "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
+    "e.metadata, e.correlation_id, e.causation_id FROM events e JOIN streams s ON s.id = e.stream"
+)
+_INSERT = (
+    "INSERT INTO events (stream, seq, event_id, type, version, data, timestamp, metadata, "
+    "correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SAVE_CHECKPOINT = (
+    "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
+)
+
+
+class SQLiteStorage:
+    """A `Storage` in one SQLite file.
+
+    `synchronous` is SQLite's durability setting (FULL: an acknowledged append survives
+    power loss; NORMAL: it survives a process crash). `create=False` refuses to make a new
+    file. Raises `StorageError` for a missing file, a foreign database or a newer schema.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        create: bool = True,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{path}"
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in SYNCHRONOUS:
+            raise StorageError(
+                f"{self.url}: synchronous must be one of {', '.join(SYNCHRONOUS)}, "
+                f"got {synchronous!r}"
+            )
+        if not create and not self.path.is_file():
+            raise StorageError(f"no journal at {self.path}: the file does not exist")
+        self._busy_ms = int(busy_timeout * 1000)
+        self._lock = threading.Lock()  # the write lock
+        self._idle: list[sqlite3.Connection] = []  # reader connections not in use
+        self._stream_ids: dict[str, int] = {}  # committed streams only
+        self._closed = False
+        self._writer = self._connect()
+        try:
+            self._prepare_schema()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.DatabaseError as e:
+            self._writer.close()
+            raise StorageError(f"{self.path} is not a reactor journal: {e}") from e
+        except BaseException:
+            self._writer.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.url!r}, synchronous={self.synchronous!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        except sqlite3.Error as e:
+            raise StorageError(f"{self.url}: cannot open: {e}") from e
+        return conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one read on a pooled reader connection (a short read transaction)."""
+        self._check_open()
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = self._connect()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise StorageError(f"{self.url}: read failed: {e}") from e
+        finally:
+            self._idle.append(conn)
+            if self._closed:
+                self.close()
+
+    def _prepare_schema(self) -> None:
+        tables = {
+            r[0]
+            for r in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:  # IF NOT EXISTS: another process may be creating it right now
+            self._writer.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA.format(version=SCHEMA_VERSION)}COMMIT;"
+            )
+            return
+        if "reactor_meta" not in tables:
+            raise StorageError(
+                f"{self.path} is not a reactor journal (it has tables "
+                f"{', '.join(sorted(tables))}, but no reactor_meta)"
+            )
+        meta = dict(self._writer.execute("SELECT key, value FROM reactor_meta").fetchall())
+        version = int(meta.get("schema_version", "0"))
+        if meta.get("application") != "reactor" or version < 1:
+            raise StorageError(f"{self.path} is not a reactor journal (reactor_meta: {meta})")
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} has journal schema {version}, newer than this reactor's "
+                f"{SCHEMA_VERSION}: upgrade reactor to open it"
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    # -- appends -----------------------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, records: Sequence[NewRecord], expected_version: int | None
+    ) -> list[StoredEvent]:
+        return self.append_batch([Append(stream_id, records, expected_version)])[0].result()
+
+    def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        new_streams: dict[str, int] = {}
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            outcomes = [self._append_one(db, a, new_streams) for a in appends]
+        self._stream_ids.update(new_streams)  # only now are they committed
+        return outcomes
+
+    def _append_one(
+        self, db: sqlite3.Connection, a: Append, new_streams: dict[str, int]
+    ) -> AppendOutcome:
+        sid = self._stream_ids.get(a.stream_id) or new_streams.get(a.stream_id)
+        if sid is None:
+            row = db.execute("SELECT id FROM streams WHERE name = ?", (a.stream_id,)).fetchone()
+            sid = row[0] if row else None
+        actual = 0
+        if sid is not None:
+            actual = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE stream = ?", (sid,)
+            ).fetchone()[0]
+        ids = [r.event_id for r in a.records]
+        by_id: dict[str, StoredEvent] = {}
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            for row in db.execute(f"{_EVENT} WHERE e.event_id IN ({marks})", ids):
+                by_id[row[0]] = StoredEvent(*row)
+        try:
+            stored = check_append(
+                a.stream_id, a.records, a.expected_version, actual, [by_id.get(i) for i in ids]
+            )
+        except ReactorError as e:
+            return AppendOutcome(error=e)
+        if stored is not None:
+            return AppendOutcome(events=tuple(stored))
+        if not a.records:
+            if a.checkpoint is not None:
+                self._write_checkpoint(db, a.checkpoint)
+            return AppendOutcome()
+        if sid is None:
+            sid = int(
+                db.execute("INSERT INTO streams (name) VALUES (?)", (a.stream_id,)).lastrowid or 0
+            )
+            new_streams[a.stream_id] = sid
+        rows = [
+            (
+                sid,
+                actual + i,
+                r.event_id,
+                r.type,
+                r.version,
+                r.data,
+                r.timestamp,
+                r.metadata,
+                r.correlation_id,
+                r.causation_id,
+            )
+            for i, r in enumerate(a.records, 1)
+        ]
+        db.executemany(_INSERT, rows)
+        last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(rows) + 1
+        if a.checkpoint is not None:
+            self._write_checkpoint(db, a.checkpoint)
+        return AppendOutcome(
+            events=tuple(
+                StoredEvent(
+                    r.event_id,
+                    a.stream_id,
+                    actual + i,
+                    first + i - 1,
+                    r.type,
+                    r.version,
+                    r.data,
+                    r.timestamp,
+                    r.metadata,
+                    r.correlation_id,
+                    r.causation_id,
+                )
+                for i, r in enumerate(a.records, 1)
+            )
+        )
+
+    @staticmethod
+    def _write_checkpoint(db: sqlite3.Connection, cp: Checkpoint) -> None:
+        db.execute(_SAVE_CHECKPOINT, (cp.name, cp.position, cp.state, time.time()))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        self._check_open()
+        return self._pages(
+            f"{_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq LIMIT ?",
+            [stream_id],
+            max(from_seq, 1) - 1,
+            to_seq if to_seq is not None else 2**62,
+            2,
+            None,
+        )
+
+    def read_all(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        self._check_open()
+        where = "e.position > ? AND e.position <= ?"
+        params: list[Any] = []
+        if types is not None:
+            types = list(types)
+            if not types:
+                return iter(())
+            where = f"e.type IN ({', '.join('?' * len(types))}) AND {where}"
+            params = types
+        return self._pages(
+            f"{_EVENT} WHERE {where} ORDER BY e.position LIMIT ?",
+            params,
+            max(after, 0),
+            2**62,
+            3,
+            limit,
+        )
+
+    def _pages(
+        self, sql: str, params: list[Any], after: int, upto: int, key: int, limit: int | None
+    ) -> Iterator[StoredEvent]:
+        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position).
+
+        Each page is one short read, so no read transaction stays open between pages.
+        """
+        left = limit if limit is not None else -1
+        while left != 0:
+            size = _PAGE if left < 0 else min(_PAGE, left)
+            rows = self._query(sql, [*params, after, upto, size])
+            for row in rows:
+                yield StoredEvent(*row)
+            if len(rows) < size:
+                return
+            after = rows[-1][key]
+            left -= len(rows) if left > 0 else 0
+
+    def last_position(self) -> int:
+        return int(self._query("SELECT coalesce(max(position), 0) FROM events")[0][0])
+
+    def stream_version(self, stream_id: str) -> int:
+        return int(
+            self._query(
+                "SELECT coalesce(max(e.seq), 0) FROM events e JOIN streams s ON s.id = e.stream "
+                "WHERE s.name = ?",
+                (stream_id,),
+            )[0][0]
+        )
+
+    def streams(self) -> Iterator[StreamInfo]:
+        rows = self._query(
+            "SELECT s.name, max(e.seq), max(e.position) FROM streams s "
+            "JOIN events e ON e.stream = s.id GROUP BY s.id ORDER BY s.name"
+        )
+        return iter([StreamInfo(*row) for row in rows])
+
+    # -- snapshots and checkpoints -----------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    snapshot.stream_id,
+                    snapshot.seq,
+                    snapshot.type,
+                    snapshot.version,
+                    snapshot.state,
+                    time.time(),
+                ),
+            )
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        rows = self._query(
+            "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = ?", (stream_id,)
+        )
+        return Snapshot(*rows[0]) if rows else None
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._write_checkpoint(db, checkpoint)
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
+        return Checkpoint(*rows[0]) if rows else None
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._writer.close()
+        while True:  # readers in use are closed by _query when they come back
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.url}: the store is closed")
+
+
+class _Transaction:
+    """`with storage._transaction() as db:` holds the write lock around one transaction.
+
+    The body begins it; leaving commits, or rolls back and re-raises as `StorageError`.
+    """
+
+    def __init__(self, storage: SQLiteStorage) -> None:
+        self.storage = storage
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.storage._lock.acquire()
+        try:
+            self.storage._check_open()
+        except BaseException:
+            self.storage._lock.release()
+            raise
+        return self.storage._writer
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        db = self.storage._writer
+        try:
+            if exc is None:
+                try:
+                    db.execute("COMMIT")
+                except sqlite3.Error as e:
+                    _rollback(db)
+                    raise StorageError(f"{self.storage.url}: commit failed: {e}") from e
+            else:
+                _rollback(db)
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"{self.storage.url}: write failed: {exc}") from exc
+        finally:
+            self.storage._lock.release()
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
