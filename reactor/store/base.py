@@ -132,7 +132,11 @@ class Storage(Protocol):
     def read_all(
         self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
     ) -> Iterator[StoredEvent]:
-        """Events with `position > after` (of `types` if given), lazily, in position order."""
+        """Events with `position > after` (of `types` if given), lazily, in position order.
+
+        Read in pages: events committed while iterating may or may not be included, but
+        what is yielded has no gap and no duplicate.
+        """
         ...
 
     def last_position(self) -> int:

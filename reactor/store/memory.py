@@ -112,8 +112,6 @@ class MemoryStorage:
         while left != 0:
             with self._lock:
                 page = self._events[after : after + _PAGE]
-            if not page:
-                return
             after += len(page)
             for e in page:
                 if wanted is None or e.type in wanted:
@@ -121,6 +119,8 @@ class MemoryStorage:
                     left -= 1
                     if left == 0:
                         return
+            if len(page) < _PAGE:
+                return
 
     def last_position(self) -> int:
         with self._lock:

@@ -1,0 +1,216 @@
+"""The storage conformance suite: every backend must pass each case (the `storage`
+fixture runs them on memory and SQLite; a new backend adds itself to conftest.BACKENDS)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reactor import ConcurrencyError, DuplicateEventId, StorageError
+from reactor.store import Append, Checkpoint, NewRecord, Snapshot, Storage, StreamInfo
+
+
+def rec(event_id: str, type_: str = "t.Happened", data: bytes = b"{}") -> NewRecord:
+    return NewRecord(event_id, type_, 1, data, 1.7e9)
+
+
+def ids(events: object) -> list[str]:
+    return [e.event_id for e in events]  # type: ignore[attr-defined]
+
+
+def test_is_a_storage(storage: Storage) -> None:
+    assert isinstance(storage, Storage)
+
+
+def test_empty_store(storage: Storage) -> None:
+    assert storage.last_position() == 0
+    assert storage.stream_version("S") == 0
+    assert list(storage.read_all()) == [] and list(storage.read_stream("S")) == []
+    assert list(storage.streams()) == []
+    assert storage.load_snapshot("S") is None and storage.load_checkpoint("c") is None
+
+
+def test_append_assigns_seq_and_position(storage: Storage) -> None:
+    a = storage.append("A", [rec("a1"), rec("a2")], 0)
+    b = storage.append("B", [rec("b1")], 0)
+    c = storage.append("A", [rec("a3")], 2)
+    assert [(e.stream_id, e.seq, e.position) for e in a + b + c] == [
+        ("A", 1, 1),
+        ("A", 2, 2),
+        ("B", 1, 3),
+        ("A", 3, 4),
+    ]
+    assert ids(storage.read_stream("A")) == ["a1", "a2", "a3"]
+    assert ids(storage.read_all()) == ["a1", "a2", "b1", "a3"]
+    assert storage.last_position() == 4 and storage.stream_version("A") == 3
+    assert list(storage.streams()) == [StreamInfo("A", 3, 4), StreamInfo("B", 1, 3)]
+
+
+def test_stored_events_keep_every_field(storage: Storage) -> None:
+    r = NewRecord("e1", "t.X", 3, b'{"a": 1}', 1700000000.25, b'{"user": "ann"}', "corr", "cause")
+    (stored,) = storage.append("S", [r], None)
+    (read,) = storage.read_all()
+    assert stored == read
+    assert (read.event_id, read.stream_id, read.seq, read.position) == ("e1", "S", 1, 1)
+    assert (read.type, read.version, read.data, read.timestamp) == (
+        "t.X",
+        3,
+        b'{"a": 1}',
+        1700000000.25,
+    )
+    assert (read.metadata, read.correlation_id, read.causation_id) == (
+        b'{"user": "ann"}',
+        "corr",
+        "cause",
+    )
+
+
+def test_wrong_expected_version_raises_and_changes_nothing(storage: Storage) -> None:
+    storage.append("A", [rec("a1")], 0)
+    for expected in (0, 2, 5):
+        with pytest.raises(ConcurrencyError) as info:
+            storage.append("A", [rec(f"x{expected}")], expected)
+        assert (info.value.stream_id, info.value.expected, info.value.actual) == ("A", expected, 1)
+        assert str(info.value) == f"stream 'A': expected version {expected}, but it is at 1"
+    with pytest.raises(ConcurrencyError, match="expected version 3, but it is at 0"):
+        storage.append("New", [rec("n1")], 3)
+    assert ids(storage.read_all()) == ["a1"] and storage.stream_version("New") == 0
+
+
+def test_none_expected_version_skips_the_check(storage: Storage) -> None:
+    storage.append("A", [rec("a1")], None)
+    storage.append("A", [rec("a2")], None)
+    assert [e.seq for e in storage.read_stream("A")] == [1, 2]
+
+
+def test_empty_append_checks_the_version_and_writes_nothing(storage: Storage) -> None:
+    assert storage.append("A", [], 0) == []
+    with pytest.raises(ConcurrencyError):
+        storage.append("A", [], 1)
+    assert list(storage.streams()) == [] and storage.last_position() == 0
+
+
+def test_reappending_the_same_event_ids_is_idempotent(storage: Storage) -> None:
+    first = storage.append("A", [rec("a1"), rec("a2")], 0)
+    storage.append("A", [rec("a3")], 2)
+    assert storage.append("A", [rec("a1"), rec("a2")], 0) == first  # same place: stored ones
+    assert storage.append("A", [rec("a1"), rec("a2")], None) == first
+    assert storage.append("A", [rec("a3")], None)[0].seq == 3
+    assert storage.last_position() == 3
+
+
+def test_event_ids_stored_elsewhere_are_refused(storage: Storage) -> None:
+    storage.append("A", [rec("a1"), rec("a2")], 0)
+    cases = [
+        ("B", [rec("a1")], 0),  # another stream
+        ("A", [rec("a2")], 0),  # another place in the stream
+        ("A", [rec("a1"), rec("zz")], 0),  # partly stored
+        ("A", [rec("a2"), rec("a1")], None),  # out of order
+    ]
+    for stream, records, expected in cases:
+        with pytest.raises(DuplicateEventId) as info:
+            storage.append(stream, records, expected)
+        assert info.value.stream_id == "A" and info.value.seq in (1, 2)
+        assert "is already used by stream 'A' at seq" in str(info.value)
+    with pytest.raises(DuplicateEventId, match="'d' is already used by the same append"):
+        storage.append("C", [rec("d"), rec("d")], 0)
+    assert storage.last_position() == 2
+
+
+def test_append_batch_has_an_outcome_per_append(storage: Storage) -> None:
+    storage.append("A", [rec("a1")], 0)
+    outcomes = storage.append_batch(
+        [
+            Append("A", [rec("a2")], 1),
+            Append("B", [rec("b1")], 5),  # stale: refused alone
+            Append("A", [rec("a3")], 2),  # sees the batch's own earlier append
+            Append("C", [rec("a1")], 0),  # duplicate id
+            Append("C", [rec("c1"), rec("c2")], None),
+        ]
+    )
+    assert [type(o.error).__name__ if o.error else None for o in outcomes] == [
+        None,
+        "ConcurrencyError",
+        None,
+        "DuplicateEventId",
+        None,
+    ]
+    assert [ids(o.events) for o in outcomes] == [["a2"], [], ["a3"], [], ["c1", "c2"]]
+    assert ids(storage.read_all()) == ["a1", "a2", "a3", "c1", "c2"]
+    assert [e.position for e in storage.read_all()] == [1, 2, 3, 4, 5]
+    with pytest.raises(ConcurrencyError):
+        outcomes[1].result()
+
+
+def test_checkpoint_is_saved_with_its_append_only(storage: Storage) -> None:
+    outcomes = storage.append_batch(
+        [
+            Append("A", [rec("a1")], 0, Checkpoint("proj", 10, b"state-1")),
+            Append("B", [rec("b1")], 3, Checkpoint("other", 11)),  # refused: no checkpoint
+            Append("none", [], None, Checkpoint("alone", 12, b"x")),  # a checkpoint with no events
+        ]
+    )
+    assert [o.error is None for o in outcomes] == [True, False, True]
+    assert storage.load_checkpoint("proj") == Checkpoint("proj", 10, b"state-1")
+    assert storage.load_checkpoint("other") is None
+    assert storage.load_checkpoint("alone") == Checkpoint("alone", 12, b"x")
+
+
+def test_read_stream_ranges(storage: Storage) -> None:
+    storage.append("A", [rec(f"a{i}") for i in range(1, 6)], 0)
+    assert [e.seq for e in storage.read_stream("A", 2, 4)] == [2, 3, 4]
+    assert [e.seq for e in storage.read_stream("A", 4)] == [4, 5]
+    assert [e.seq for e in storage.read_stream("A", 0, 1)] == [1]
+    assert list(storage.read_stream("A", 6)) == [] and list(storage.read_stream("A", 3, 2)) == []
+
+
+def test_read_all_after_types_and_limit(storage: Storage) -> None:
+    storage.append("A", [rec("a1", "t.Open"), rec("a2", "t.Pay"), rec("a3", "t.Shut")], 0)
+    storage.append("B", [rec("b1", "t.Pay"), rec("b2", "t.Open")], 0)
+    assert ids(storage.read_all(after=3)) == ["b1", "b2"]
+    assert ids(storage.read_all(types=["t.Pay"])) == ["a2", "b1"]
+    assert ids(storage.read_all(types=["t.Open", "t.Shut"], after=1)) == ["a3", "b2"]
+    assert ids(storage.read_all(types=[])) == []
+    assert ids(storage.read_all(limit=2)) == ["a1", "a2"]
+    assert ids(storage.read_all(types=["t.Pay", "t.Open"], limit=2, after=1)) == ["a2", "b1"]
+    assert ids(storage.read_all(after=99)) == []
+
+
+def test_reads_are_lazy_and_span_pages(storage: Storage) -> None:
+    """More events than one page (1000) are read in order; an append during iteration may
+    or may not be seen, but never out of order."""
+    storage.append("A", [rec(f"a{i}") for i in range(2500)], 0)
+    it = storage.read_all(after=1000)
+    assert next(it).position == 1001
+    storage.append("B", [rec("late")], 0)
+    rest = [e.position for e in it]
+    assert rest in (list(range(1002, 2501)), list(range(1002, 2502)))
+    assert [e.seq for e in storage.read_stream("A", 999, 1003)] == [999, 1000, 1001, 1002, 1003]
+    assert len(list(storage.read_all(limit=1500))) == 1500
+    assert len(list(storage.read_stream("A"))) == 2500
+
+
+def test_snapshots_keep_the_latest(storage: Storage) -> None:
+    storage.append("A", [rec(f"a{i}") for i in range(4)], 0)
+    storage.save_snapshot(Snapshot("A", 2, "Account", 1, b"two"))
+    storage.save_snapshot(Snapshot("A", 4, "Account", 1, b"four"))
+    assert storage.load_snapshot("A") == Snapshot("A", 4, "Account", 1, b"four")
+    assert storage.load_snapshot("B") is None
+
+
+def test_checkpoints_are_replaced(storage: Storage) -> None:
+    storage.save_checkpoint(Checkpoint("p", 5, b"s5"))
+    storage.save_checkpoint(Checkpoint("p", 9, None))
+    assert storage.load_checkpoint("p") == Checkpoint("p", 9, None)
+
+
+def test_closed_store_refuses_calls(storage: Storage) -> None:
+    storage.close()
+    storage.close()  # idempotent
+    for call in (
+        lambda: storage.append("A", [rec("a")], 0),
+        lambda: list(storage.read_all()),
+        lambda: storage.last_position(),
+        lambda: storage.save_checkpoint(Checkpoint("p", 1)),
+    ):
+        with pytest.raises(StorageError, match="closed"):
+            call()
