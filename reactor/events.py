@@ -6,7 +6,8 @@ another `Registry`; `NewEvent` is an event on its way into the journal.
 
 from __future__ import annotations
 
-import uuid
+import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -59,8 +60,16 @@ def upcaster(
 
 
 def new_id() -> str:
-    """A fresh event or command id (a random UUID as text)."""
-    return str(uuid.uuid4())
+    """A fresh event or command id: a time-ordered UUID (version 7, RFC 9562) as text.
+
+    Time-ordered ids keep the journal's unique index append-mostly: random UUID4 ids cut
+    SQLite's batched inserts to a third (measured in perf/journal.py's notes).
+    """
+    rand = bytearray(os.urandom(10))
+    rand[0] = (rand[0] & 0x0F) | 0x70  # version 7
+    rand[2] = (rand[2] & 0x3F) | 0x80  # RFC 4122 variant
+    h = ((time.time_ns() // 1_000_000).to_bytes(6, "big") + rand).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @attrs.frozen

@@ -71,6 +71,7 @@ class Registry:
         self._by_class: dict[type, EventSpec] = {}
         self._upcasters: dict[str, dict[int, Upcaster]] = {}
         self._commands: dict[str, type] = {}
+        self.generation = 0  # bumped by every event registration: caches check it
 
     def add_event(self, cls: type, name: str, version: int = 1, kind: Kind = "domain") -> EventSpec:
         """Register `cls` as the current schema of event type `name` at `version`.
@@ -107,6 +108,7 @@ class Registry:
                 )
             self._by_name[name] = spec
             self._by_class[cls] = spec
+            self.generation += 1
         return spec
 
     def add_upcaster(self, name: str, from_version: int, fn: Upcaster) -> None:

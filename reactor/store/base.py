@@ -7,16 +7,19 @@ nothing of event classes. `EventStore` puts the codec on top of it.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
 from reactor.errors import ConcurrencyError, DuplicateEventId, ReactorError
 
 
-@attrs.frozen
-class NewRecord:
-    """One encoded event to append."""
+class NewRecord(NamedTuple):
+    """One encoded event to append.
+
+    Records are NamedTuples, not attrs classes: they are the rows of the journal's hottest
+    paths (a replay builds one per event, 5x faster than an attrs instance; perf/journal.py).
+    """
 
     event_id: str
     type: str
@@ -28,8 +31,7 @@ class NewRecord:
     causation_id: str | None = None
 
 
-@attrs.frozen
-class StoredEvent:
+class StoredEvent(NamedTuple):
     """One encoded event as stored: a `NewRecord` plus its place in stream and journal."""
 
     event_id: str

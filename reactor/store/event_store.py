@@ -13,7 +13,7 @@ from typing import Any
 
 from reactor.codec import Codec, dumps, loads
 from reactor.errors import DecodeError
-from reactor.events import Envelope, NewEvent
+from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
 from reactor.store.base import NewRecord, Storage, StoredEvent, StreamInfo
 
@@ -34,57 +34,53 @@ class EventStore:
 
     def record(self, new: NewEvent | object) -> NewRecord:
         """Encode an event (bare, or a `NewEvent` with ids and metadata) into a record."""
-        if not isinstance(new, NewEvent):
-            new = NewEvent(new)
-        type_name, version, data = self.codec.encode(new.event)
-        return NewRecord(
-            new.event_id,
-            type_name,
-            version,
-            data,
-            time.time(),
-            dumps(dict(new.metadata)) if new.metadata else None,
-            new.correlation_id,
-            new.causation_id,
-        )
+        if isinstance(new, NewEvent):
+            type_name, version, data = self.codec.encode(new.event)
+            return NewRecord(
+                new.event_id,
+                type_name,
+                version,
+                data,
+                time.time(),
+                dumps(dict(new.metadata)) if new.metadata else None,
+                new.correlation_id,
+                new.causation_id,
+            )
+        type_name, version, data = self.codec.encode(new)
+        return NewRecord(new_id(), type_name, version, data, time.time())
 
     def envelope(self, stored: StoredEvent, event: Any = None) -> Envelope:
-        """Decode a stored record into an Envelope (`event`, when given, is used as is)."""
+        """Decode a stored record into an Envelope (`event`, when given, is used as is).
+
+        The replay hot path: one tuple unpacking, positional calls only.
+        """
+        event_id, stream_id, seq, position, type_name, version, data, ts, meta, corr, cause = stored
         if event is None:
-            event, version = self.codec.decode(
-                stored.type,
-                stored.version,
-                stored.data,
-                stream_id=stored.stream_id,
-                seq=stored.seq,
-                position=stored.position,
-            )
-        else:
-            version = stored.version
-        if stored.metadata is None:
+            event, version = self.codec.decode(type_name, version, data, stream_id, seq, position)
+        if meta is None:
             metadata = {}
         else:
             try:
-                metadata = loads(stored.metadata)
+                metadata = loads(meta)
             except ValueError as e:
                 raise DecodeError(
                     f"metadata is not JSON: {e}",
-                    type_name=stored.type,
-                    stream_id=stored.stream_id,
-                    seq=stored.seq,
-                    position=stored.position,
+                    type_name=type_name,
+                    stream_id=stream_id,
+                    seq=seq,
+                    position=position,
                 ) from e
         return Envelope(
-            stored.event_id,
-            stored.stream_id,
-            stored.seq,
-            stored.position,
-            stored.type,
+            event_id,
+            stream_id,
+            seq,
+            position,
+            type_name,
             version,
             event,
-            datetime.fromtimestamp(stored.timestamp, UTC),
-            stored.correlation_id,
-            stored.causation_id,
+            datetime.fromtimestamp(ts, UTC),
+            corr,
+            cause,
             metadata,
         )
 

@@ -6,6 +6,7 @@ one reader connection per thread, lazy reads in pages. `synchronous` is FULL by 
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -30,7 +31,9 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _PAGE = 1000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS streams (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY,
     stream INTEGER NOT NULL REFERENCES streams (id),
@@ -60,10 +63,12 @@ _EVENT = (
     "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
     "e.metadata, e.correlation_id, e.causation_id FROM events e JOIN streams s ON s.id = e.stream"
 )
-_INSERT = (
-    "INSERT INTO events (stream, seq, event_id, type, version, data, timestamp, metadata, "
-    "correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = (  # the columns of a NewRecord after position, stream, seq
+    "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
+    "metadata, correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
+_MAX_VARIABLES = 30_000  # SQLite allows 32,766 parameters per statement
 _SAVE_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
 )
@@ -98,7 +103,6 @@ class SQLiteStorage:
         self._busy_ms = int(busy_timeout * 1000)
         self._lock = threading.Lock()  # the write lock
         self._idle: list[sqlite3.Connection] = []  # reader connections not in use
-        self._stream_ids: dict[str, int] = {}  # committed streams only
         self._closed = False
         self._writer = self._connect()
         try:
@@ -177,90 +181,15 @@ class SQLiteStorage:
         return self.append_batch([Append(stream_id, records, expected_version)])[0].result()
 
     def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
-        new_streams: dict[str, int] = {}
+        """One transaction for the whole batch, with a fixed number of statements.
+
+        Under the write lock (and SQLite's, BEGIN IMMEDIATE) nobody else writes, so the
+        batch reads every stream's (id, version) and every known event id at once, decides
+        each append in order in Python, then inserts all rows with one `executemany`.
+        """
         with self._transaction() as db:
             db.execute("BEGIN IMMEDIATE")
-            outcomes = [self._append_one(db, a, new_streams) for a in appends]
-        self._stream_ids.update(new_streams)  # only now are they committed
-        return outcomes
-
-    def _append_one(
-        self, db: sqlite3.Connection, a: Append, new_streams: dict[str, int]
-    ) -> AppendOutcome:
-        sid = self._stream_ids.get(a.stream_id) or new_streams.get(a.stream_id)
-        if sid is None:
-            row = db.execute("SELECT id FROM streams WHERE name = ?", (a.stream_id,)).fetchone()
-            sid = row[0] if row else None
-        actual = 0
-        if sid is not None:
-            actual = db.execute(
-                "SELECT coalesce(max(seq), 0) FROM events WHERE stream = ?", (sid,)
-            ).fetchone()[0]
-        ids = [r.event_id for r in a.records]
-        by_id: dict[str, StoredEvent] = {}
-        if ids:
-            marks = ", ".join("?" * len(ids))
-            for row in db.execute(f"{_EVENT} WHERE e.event_id IN ({marks})", ids):
-                by_id[row[0]] = StoredEvent(*row)
-        try:
-            stored = check_append(
-                a.stream_id, a.records, a.expected_version, actual, [by_id.get(i) for i in ids]
-            )
-        except ReactorError as e:
-            return AppendOutcome(error=e)
-        if stored is not None:
-            return AppendOutcome(events=tuple(stored))
-        if not a.records:
-            if a.checkpoint is not None:
-                self._write_checkpoint(db, a.checkpoint)
-            return AppendOutcome()
-        if sid is None:
-            sid = int(
-                db.execute("INSERT INTO streams (name) VALUES (?)", (a.stream_id,)).lastrowid or 0
-            )
-            new_streams[a.stream_id] = sid
-        rows = [
-            (
-                sid,
-                actual + i,
-                r.event_id,
-                r.type,
-                r.version,
-                r.data,
-                r.timestamp,
-                r.metadata,
-                r.correlation_id,
-                r.causation_id,
-            )
-            for i, r in enumerate(a.records, 1)
-        ]
-        db.executemany(_INSERT, rows)
-        last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first = last - len(rows) + 1
-        if a.checkpoint is not None:
-            self._write_checkpoint(db, a.checkpoint)
-        return AppendOutcome(
-            events=tuple(
-                StoredEvent(
-                    r.event_id,
-                    a.stream_id,
-                    actual + i,
-                    first + i - 1,
-                    r.type,
-                    r.version,
-                    r.data,
-                    r.timestamp,
-                    r.metadata,
-                    r.correlation_id,
-                    r.causation_id,
-                )
-                for i, r in enumerate(a.records, 1)
-            )
-        )
-
-    @staticmethod
-    def _write_checkpoint(db: sqlite3.Connection, cp: Checkpoint) -> None:
-        db.execute(_SAVE_CHECKPOINT, (cp.name, cp.position, cp.state, time.time()))
+            return _Batch(db).run(appends)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -309,8 +238,7 @@ class SQLiteStorage:
         while left != 0:
             size = _PAGE if left < 0 else min(_PAGE, left)
             rows = self._query(sql, [*params, after, upto, size])
-            for row in rows:
-                yield StoredEvent(*row)
+            yield from map(_stored_event, rows)
             if len(rows) < size:
                 return
             after = rows[-1][key]
@@ -361,7 +289,7 @@ class SQLiteStorage:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
             db.execute("BEGIN IMMEDIATE")
-            self._write_checkpoint(db, checkpoint)
+            db.execute(_SAVE_CHECKPOINT, _checkpoint_row(checkpoint))
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
@@ -383,6 +311,102 @@ class SQLiteStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"{self.url}: the store is closed")
+
+
+class _Batch:
+    """The decisions and rows of one `append_batch`, inside its transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.streams: dict[str, tuple[int | None, int]] = {}  # name -> (id, version)
+        self.by_id: dict[str, StoredEvent] = {}  # stored or inserted by this batch
+        self.rows: list[tuple[Any, ...]] = []
+        self.checkpoints: list[tuple[Any, ...]] = []
+        self.touched: dict[int, int] = {}  # stream id -> new version
+        self.position = 0  # the last position taken
+
+    def run(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        names = list({a.stream_id for a in appends})
+        for chunk in _chunks(names):
+            self.streams.update(
+                (name, (sid, version))
+                for name, sid, version in self.db.execute(
+                    f"SELECT name, id, version FROM streams WHERE name IN ({_marks(chunk)})", chunk
+                )
+            )
+        ids = [r.event_id for a in appends for r in a.records]
+        for chunk in _chunks(ids):
+            for row in self.db.execute(f"{_EVENT} WHERE e.event_id IN ({_marks(chunk)})", chunk):
+                self.by_id[row[0]] = StoredEvent._make(row)
+        self.position = self.db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[
+            0
+        ]
+        outcomes = [self._decide(a) for a in appends]
+        self.db.executemany(_INSERT, self.rows)
+        self.db.executemany(
+            "UPDATE streams SET version = ? WHERE id = ?",
+            [(version, sid) for sid, version in self.touched.items()],
+        )
+        self.db.executemany(_SAVE_CHECKPOINT, self.checkpoints)
+        return outcomes
+
+    def _decide(self, a: Append) -> AppendOutcome:
+        sid, actual = self.streams.get(a.stream_id, (None, 0))
+        try:
+            stored = check_append(
+                a.stream_id,
+                a.records,
+                a.expected_version,
+                actual,
+                [self.by_id.get(r.event_id) for r in a.records],
+            )
+        except ReactorError as refused:
+            return AppendOutcome(error=refused)
+        if stored is not None:
+            return AppendOutcome(events=tuple(stored))
+        if a.records:
+            if sid is None:
+                cursor = self.db.execute(
+                    "INSERT INTO streams (name, version) VALUES (?, 0)", (a.stream_id,)
+                )
+                sid = int(cursor.lastrowid)  # type: ignore[arg-type]
+            stored = []
+            for seq, r in enumerate(a.records, actual + 1):
+                self.position += 1
+                e = StoredEvent(
+                    r.event_id,
+                    a.stream_id,
+                    seq,
+                    self.position,
+                    r.type,
+                    r.version,
+                    r.data,
+                    r.timestamp,
+                    r.metadata,
+                    r.correlation_id,
+                    r.causation_id,
+                )
+                self.rows.append((self.position, sid, seq, *r))
+                self.by_id[r.event_id] = e
+                stored.append(e)
+            self.streams[a.stream_id] = (sid, actual + len(a.records))
+            self.touched[sid] = actual + len(a.records)
+        if a.checkpoint is not None:
+            self.checkpoints.append(_checkpoint_row(a.checkpoint))
+        return AppendOutcome(events=tuple(stored or ()))
+
+
+def _checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
+    return (cp.name, cp.position, cp.state, time.time())
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _MAX_VARIABLES):
+        yield items[start : start + _MAX_VARIABLES]
+
+
+def _marks(items: Sequence[object]) -> str:
+    return ", ".join("?" * len(items))
 
 
 class _Transaction:

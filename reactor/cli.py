@@ -1,0 +1,164 @@
+"""The `reactor` command: look inside a journal (`reactor journal ...`).
+
+It reads stored records as they are (type, version and JSON data), so it needs none of the
+application's event classes. Errors are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import reactor
+from reactor.errors import ReactorError
+from reactor.store import Storage, StoredEvent, open_storage
+
+DATA_WIDTH = 60
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `reactor` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        args.run(args)
+    except ReactorError as e:
+        print(f"reactor: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `reactor journal tail ... | head`
+        sys.stderr.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reactor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"reactor {reactor.__version__}")
+    commands = parser.add_subparsers(title="commands")
+
+    journal = commands.add_parser("journal", help="look inside a journal")
+    journal_commands = journal.add_subparsers(title="journal commands", required=True)
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", required=True, metavar="URL", help="e.g. sqlite:///bank.db")
+    shown = argparse.ArgumentParser(add_help=False)
+    shown.add_argument("--full", action="store_true", help="print data uncut")
+
+    info = journal_commands.add_parser("info", parents=[store], help="counts and positions")
+    info.set_defaults(run=_info)
+    streams = journal_commands.add_parser("streams", parents=[store], help="every stream")
+    streams.set_defaults(run=_streams)
+    show = journal_commands.add_parser("show", parents=[store, shown], help="one stream's events")
+    show.add_argument("stream")
+    show.set_defaults(run=_show)
+    tail = journal_commands.add_parser("tail", parents=[store, shown], help="events by position")
+    tail.add_argument("--after", type=int, default=0, metavar="N", help="from position N + 1")
+    tail.add_argument("--types", type=_names, metavar="T,...", help="only these type names")
+    tail.add_argument("--limit", type=int, metavar="N", help="at most N events")
+    tail.set_defaults(run=_tail)
+    return parser
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _open(args: argparse.Namespace) -> Storage:
+    return open_storage(args.store, create=False)
+
+
+def _info(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        streams = list(storage.streams())
+        last = storage.last_position()
+        newest = next(storage.read_all(after=last - 1), None) if last else None
+        rows = [
+            ("store", storage.url),
+            ("events", str(last)),
+            ("streams", str(len(streams))),
+            ("last event", _time(newest.timestamp) if newest else "-"),
+        ]
+        _print_table(("", ""), rows, header=False)
+    finally:
+        storage.close()
+
+
+def _streams(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        rows = [(s.stream_id, str(s.version), str(s.last_position)) for s in storage.streams()]
+        _print_table(("stream", "version", "last position"), rows)
+    finally:
+        storage.close()
+
+
+def _show(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        events = list(storage.read_stream(args.stream))
+        if not events:
+            raise ReactorError(f"stream {args.stream!r} has no events in {storage.url}")
+        _print_events(events, args.full, with_stream=False)
+    finally:
+        storage.close()
+
+
+def _tail(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        _print_events(storage.read_all(args.after, args.types, args.limit), args.full)
+    finally:
+        storage.close()
+
+
+def _print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = True) -> None:
+    headers: tuple[str, ...] = ("position", "stream", "seq", "type", "version", "time", "data")
+    rows: list[tuple[str, ...]] = [
+        (
+            str(e.position),
+            e.stream_id,
+            str(e.seq),
+            e.type,
+            str(e.version),
+            _time(e.timestamp),
+            _data(e.data, full),
+        )
+        for e in events
+    ]
+    if not with_stream:
+        headers = ("seq", "position", "type", "version", "time", "data")
+        rows = [(r[2], r[0], *r[3:]) for r in rows]
+    _print_table(headers, rows)
+
+
+def _time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _data(data: bytes, full: bool) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if full or len(text) <= DATA_WIDTH else text[: DATA_WIDTH - 3] + "..."
+
+
+def _print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], header: bool = True
+) -> None:
+    """Print aligned columns: a column of numbers to the right, any other to the left."""
+    shown = [headers, *rows] if header else list(rows)
+    columns = range(len(headers))
+    widths = [max(len(r[i]) for r in shown) for i in columns]
+    numeric = [bool(rows) and all(r[i].isdigit() for r in rows) for i in columns]
+    for row in shown:
+        cells = (
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric, strict=True)
+        )
+        print("  ".join(cells).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
