@@ -15,9 +15,11 @@ from reactor import (
     EncodeError,
     EventStore,
     NewEvent,
+    RegistrationError,
     Registry,
     UnknownEventType,
     event,
+    open_store,
     upcaster,
 )
 from reactor.store import NewRecord, Storage
@@ -127,3 +129,28 @@ def test_unencodable_events_store_nothing(store: EventStore) -> None:
     with pytest.raises(EncodeError):
         store.append("S", [Closed("a"), NewEvent(Closed("b"), metadata={"x": object()})], 0)
     assert store.last_position() == 0
+
+
+def test_open_store_reports_registry_problems_before_any_read(tmp_path: object) -> None:
+    """A gap in an upcaster chain or an unsupported field is found at open, not at read."""
+    gap = Registry()
+
+    @event("t.Doc", version=3, registry=gap)
+    @attrs.frozen
+    class Doc:
+        a: int
+
+    upcaster("t.Doc", from_version=1, registry=gap)(lambda d: d)
+    with pytest.raises(RegistrationError, match="misses from_version 2"):
+        open_store("memory://", registry=gap)
+
+    odd = Registry()
+
+    @event("t.Odd", registry=odd)
+    @attrs.frozen
+    class Odd:
+        z: complex
+
+    with pytest.raises(RegistrationError, match="field 'z'"):
+        open_store("memory://", registry=odd)
+    open_store("memory://", registry=reg).close()

@@ -97,5 +97,12 @@ def open_storage(url: str, *, create: bool = True) -> Storage:
 
 
 def open_store(url: str, *, registry: Registry | None = None, create: bool = True) -> EventStore:
-    """Open a journal by URL as an `EventStore` decoding with `registry` (default: global)."""
-    return EventStore(open_storage(url, create=create), Codec(registry))
+    """Open a journal by URL as an `EventStore` decoding with `registry` (default: global).
+
+    Checks the registry first, so a gap in an upcaster chain or an unsupported field type
+    is a `RegistrationError` now, not a `DecodeError` at some later read.
+    """
+    codec = Codec(registry)
+    codec.registry.check()
+    codec.check()
+    return EventStore(open_storage(url, create=create), codec)
