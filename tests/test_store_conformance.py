@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from reactor import ConcurrencyError, DuplicateEventId, StorageError
-from reactor.store import Append, Checkpoint, NewRecord, Snapshot, Storage, StreamInfo
+from reactor.store import (
+    Append,
+    Checkpoint,
+    CommandRecord,
+    NewRecord,
+    Snapshot,
+    Storage,
+    StreamInfo,
+)
 
 
 def rec(event_id: str, type_: str = "t.Happened", data: bytes = b"{}") -> NewRecord:
@@ -214,3 +222,33 @@ def test_closed_store_refuses_calls(storage: Storage) -> None:
     ):
         with pytest.raises(StorageError, match="closed"):
             call()
+
+
+def test_a_command_id_is_applied_once(storage: Storage) -> None:
+    """Appending again under a recorded command id writes nothing and returns the first."""
+    first = storage.append_batch([Append("A", [rec("a1"), rec("a2")], 0, command_id="cmd-1")])[0]
+    assert first.command == CommandRecord("cmd-1", "A", 2, 2, 2)
+    storage.append("A", [rec("a3")], 2)
+    again = storage.append_batch([Append("A", [rec("other")], 3, command_id="cmd-1")])[0]
+    assert again.error is None and again.command == first.command
+    assert ids(again.events) == ["a1", "a2"] and storage.last_position() == 3
+    assert storage.find_command("cmd-1") == first.command
+    assert storage.find_command("cmd-2") is None
+
+
+def test_a_command_with_no_events_is_remembered(storage: Storage) -> None:
+    storage.append("A", [rec("a1")], 0)
+    (out,) = storage.append_batch([Append("A", [], None, command_id="noop")])
+    assert out.command == CommandRecord("noop", "A", 1, 0, 0) and out.events == ()
+    (again,) = storage.append_batch([Append("A", [rec("x")], None, command_id="noop")])
+    assert again.command == out.command and again.events == () and storage.last_position() == 1
+
+
+def test_a_command_id_twice_in_one_batch(storage: Storage) -> None:
+    out = storage.append_batch(
+        [
+            Append("A", [rec("a1")], 0, command_id="c"),
+            Append("A", [rec("a2")], 1, command_id="c"),
+        ]
+    )
+    assert [ids(o.events) for o in out] == [["a1"], ["a1"]] and storage.last_position() == 1

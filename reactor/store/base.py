@@ -68,6 +68,19 @@ class Snapshot:
 
 
 @attrs.frozen
+class CommandRecord:
+    """What a command stored: the stream, its version after the command, how many events
+    it appended (the last `count` seqs up to `version`) and the last one's position (0 if none).
+    """
+
+    command_id: str
+    stream_id: str
+    version: int
+    count: int
+    position: int
+
+
+@attrs.frozen
 class StreamInfo:
     """One stream in `streams()`: its id, version (last seq) and last global position."""
 
@@ -82,12 +95,15 @@ class Append:
 
     `expected_version` is the stream's current last seq (0: a new stream) or None for no
     check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
+    `command_id`, if given, is recorded with it: appending again under a recorded command id
+    writes nothing and returns what the first append stored (the command is idempotent).
     """
 
     stream_id: str
     records: Sequence[NewRecord]
     expected_version: int | None = None
     checkpoint: Checkpoint | None = None
+    command_id: str | None = None
 
 
 @attrs.frozen
@@ -96,6 +112,7 @@ class AppendOutcome:
 
     events: tuple[StoredEvent, ...] = ()
     error: ReactorError | None = None
+    command: CommandRecord | None = None  # for an append with a command id
 
     def result(self) -> list[StoredEvent]:
         """The stored events; raises the error if the append was refused."""
@@ -151,6 +168,10 @@ class Storage(Protocol):
 
     def streams(self) -> Iterator[StreamInfo]:
         """Every stream, ordered by stream id."""
+        ...
+
+    def find_command(self, command_id: str) -> CommandRecord | None:
+        """What the append recorded under `command_id` stored, or None."""
         ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -14,6 +14,7 @@ from reactor.store.base import (
     Append,
     AppendOutcome,
     Checkpoint,
+    CommandRecord,
     NewRecord,
     Snapshot,
     StoredEvent,
@@ -35,6 +36,7 @@ class MemoryStorage:
         self._by_id: dict[str, StoredEvent] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._commands: dict[str, CommandRecord] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -52,6 +54,10 @@ class MemoryStorage:
 
     def _append_one(self, a: Append) -> AppendOutcome:
         stream = self._streams.get(a.stream_id, [])
+        done = self._commands.get(a.command_id) if a.command_id is not None else None
+        if done is not None:
+            first = self._streams.get(done.stream_id, [])[done.version - done.count : done.version]
+            return AppendOutcome(events=tuple(first), command=done)
         try:
             stored = check_append(
                 a.stream_id,
@@ -86,7 +92,17 @@ class MemoryStorage:
                 self._streams[a.stream_id] = stream
             if a.checkpoint is not None:
                 self._checkpoints[a.checkpoint.name] = a.checkpoint
-        return AppendOutcome(events=tuple(stored))
+        command = None
+        if a.command_id is not None:
+            command = CommandRecord(
+                a.command_id,
+                a.stream_id,
+                stored[-1].seq if stored else len(stream),
+                len(stored),
+                stored[-1].position if stored else 0,
+            )
+            self._commands[a.command_id] = command
+        return AppendOutcome(events=tuple(stored), command=command)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
@@ -137,6 +153,11 @@ class MemoryStorage:
             self._check_open()
             infos = [StreamInfo(s, len(evs), evs[-1].position) for s, evs in self._streams.items()]
         return iter(sorted(infos, key=lambda i: i.stream_id))
+
+    def find_command(self, command_id: str) -> CommandRecord | None:
+        with self._lock:
+            self._check_open()
+            return self._commands.get(command_id)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:

@@ -14,11 +14,14 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from reactor.errors import ReactorError, StorageError
 from reactor.store.base import (
     Append,
     AppendOutcome,
     Checkpoint,
+    CommandRecord,
     NewRecord,
     Snapshot,
     StoredEvent,
@@ -55,6 +58,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL, state BLOB, timestamp REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,
+    count INTEGER NOT NULL, position INTEGER NOT NULL
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
 INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
 """
@@ -263,6 +270,10 @@ class SQLiteStorage:
         )
         return iter([StreamInfo(*row) for row in rows])
 
+    def find_command(self, command_id: str) -> CommandRecord | None:
+        rows = self._query("SELECT * FROM commands WHERE command_id = ?", (command_id,))
+        return CommandRecord(*rows[0]) if rows else None
+
     # -- snapshots and checkpoints -----------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -322,6 +333,8 @@ class _Batch:
         self.by_id: dict[str, StoredEvent] = {}  # stored or inserted by this batch
         self.rows: list[tuple[Any, ...]] = []
         self.checkpoints: list[tuple[Any, ...]] = []
+        self.commands: dict[str, CommandRecord] = {}  # recorded, or recorded by this batch
+        self.new_commands: dict[str, tuple[StoredEvent, ...]] = {}  # with their events
         self.touched: dict[int, int] = {}  # stream id -> new version
         self.position = 0  # the last position taken
 
@@ -338,9 +351,14 @@ class _Batch:
         for chunk in _chunks(ids):
             for row in self.db.execute(f"{_EVENT} WHERE e.event_id IN ({_marks(chunk)})", chunk):
                 self.by_id[row[0]] = StoredEvent._make(row)
-        self.position = self.db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[
-            0
-        ]
+        command_ids = [a.command_id for a in appends if a.command_id is not None]
+        for chunk in _chunks(command_ids):
+            for row in self.db.execute(
+                f"SELECT * FROM commands WHERE command_id IN ({_marks(chunk)})", chunk
+            ):
+                self.commands[row[0]] = CommandRecord(*row)
+        last = self.db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        self.position = last[0]
         outcomes = [self._decide(a) for a in appends]
         self.db.executemany(_INSERT, self.rows)
         self.db.executemany(
@@ -348,9 +366,19 @@ class _Batch:
             [(version, sid) for sid, version in self.touched.items()],
         )
         self.db.executemany(_SAVE_CHECKPOINT, self.checkpoints)
+        self.db.executemany(
+            "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
+            [attrs.astuple(self.commands[c]) for c in self.new_commands],
+        )
         return outcomes
 
     def _decide(self, a: Append) -> AppendOutcome:
+        done = self.commands.get(a.command_id) if a.command_id is not None else None
+        if done is not None:
+            events = self.new_commands.get(done.command_id)
+            if events is None:
+                events = tuple(self._events_of(done))
+            return AppendOutcome(events=events, command=done)
         sid, actual = self.streams.get(a.stream_id, (None, 0))
         try:
             stored = check_append(
@@ -363,7 +391,7 @@ class _Batch:
         except ReactorError as refused:
             return AppendOutcome(error=refused)
         if stored is not None:
-            return AppendOutcome(events=tuple(stored))
+            return self._outcome(a, stored, actual)
         if a.records:
             if sid is None:
                 cursor = self.db.execute(
@@ -393,7 +421,28 @@ class _Batch:
             self.touched[sid] = actual + len(a.records)
         if a.checkpoint is not None:
             self.checkpoints.append(_checkpoint_row(a.checkpoint))
-        return AppendOutcome(events=tuple(stored or ()))
+        return self._outcome(a, stored or [], actual)
+
+    def _outcome(self, a: Append, stored: list[StoredEvent], actual: int) -> AppendOutcome:
+        command = None
+        if a.command_id is not None:
+            command = CommandRecord(
+                a.command_id,
+                a.stream_id,
+                stored[-1].seq if stored else actual,
+                len(stored),
+                stored[-1].position if stored else 0,
+            )
+            self.commands[a.command_id] = command
+            self.new_commands[a.command_id] = tuple(stored)
+        return AppendOutcome(events=tuple(stored), command=command)
+
+    def _events_of(self, c: CommandRecord) -> list[StoredEvent]:
+        rows = self.db.execute(
+            f"{_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq",
+            (c.stream_id, c.version - c.count, c.version),
+        )
+        return [_stored_event(row) for row in rows]
 
 
 def _checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
