@@ -1,0 +1,248 @@
+"""The pooled dispatcher: pykka actors that share a few worker threads.
+
+pykka gives every actor an OS thread; reactor's actors are `PooledActor`s instead: a
+message put in the mailbox schedules the actor on a `Dispatcher`, whose workers run it
+for up to `throughput` messages per turn (Akka's dispatcher model). Each actor keeps its
+own mailbox and pykka's ActorRef / tell / ask / proxy / future semantics. This module
+overrides pykka's private actor-loop hooks, so pykka's version is pinned in pyproject.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import queue
+import sys
+import threading
+from typing import Any
+
+import pykka
+from pykka import ActorDeadError, ActorRef, ActorRegistry, messages
+from pykka._envelope import Envelope as PykkaEnvelope
+
+log = logging.getLogger(__name__)
+_urns = itertools.count(1)
+
+
+class Dispatcher:
+    """A pool of `workers` threads running the actors that have mail.
+
+    An actor is never run by two workers at once; a turn handles at most `throughput`
+    messages, then the actor goes to the back of the run queue if it has more.
+    `shutdown()` stops the workers; actors still alive then are not run again.
+    """
+
+    def __init__(self, workers: int = 2, throughput: int = 100, name: str = "reactor") -> None:
+        if workers < 1 or throughput < 1:
+            raise ValueError(f"workers and throughput must be >= 1, got {workers}, {throughput}")
+        self.name = name
+        self.throughput = throughput
+        self._run_queue: queue.SimpleQueue[PooledActor | None] = queue.SimpleQueue()
+        self._live = 0
+        self._live_lock = threading.Lock()
+        self._idle = threading.Condition(self._live_lock)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def __repr__(self) -> str:
+        return f"Dispatcher({self.name!r}, workers={len(self._threads)}, live={self._live})"
+
+    @property
+    def live(self) -> int:
+        """How many actors started on this dispatcher have not stopped yet."""
+        return self._live
+
+    def wait_until_live_at_most(self, count: int, timeout: float) -> bool:
+        """Block until at most `count` actors are alive; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._live <= count, timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the worker threads (after the turns they are running) and join them."""
+        for _ in self._threads:
+            self._run_queue.put(None)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+
+    def _submit(self, actor: PooledActor) -> None:
+        self._run_queue.put(actor)
+
+    def _started(self) -> None:
+        with self._live_lock:
+            self._live += 1
+
+    def _stopped(self) -> None:
+        with self._idle:
+            self._live -= 1
+            self._idle.notify_all()
+
+    def _work(self) -> None:
+        get = self._run_queue.get
+        while (actor := get()) is not None:
+            try:
+                actor._turn()
+            except BaseException:  # a bug in a turn itself: keep the worker alive
+                log.exception("dispatcher %s: a turn of %s failed", self.name, actor)
+
+
+class _Stopped:
+    """A slim stand-in for pykka's `actor_stopped` Event (no Condition, no lock)."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._event is None:
+            self._event = threading.Event()
+            if self._set:
+                self._event.set()
+        return self._event.wait(timeout)
+
+
+class _Mailbox:
+    """The actor inbox: a deque whose `put` schedules its actor."""
+
+    __slots__ = ("_actor", "_queue")
+
+    def __init__(self, actor: PooledActor) -> None:
+        self._actor = actor
+        self._queue: collections.deque[PykkaEnvelope[Any]] = collections.deque()
+
+    def put(self, envelope: PykkaEnvelope[Any], /) -> None:
+        self._queue.append(envelope)
+        self._actor._wake()
+
+    def get(self) -> PykkaEnvelope[Any]:
+        return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class PooledActor(pykka.Actor):
+    """A pykka actor run by a `Dispatcher` instead of a thread of its own.
+
+    Start it with `start(dispatcher, ...)` (registered in pykka's ActorRegistry) or
+    `spawn(dispatcher, ...)` (not registered: for the many short-lived actors, since the
+    registry is a list). `on_start` runs on a worker before the first message.
+    """
+
+    dispatcher: Dispatcher
+
+    def __init__(self, dispatcher: Dispatcher, *_args: Any, **_kwargs: Any) -> None:
+        # pykka.Actor.__init__ is replaced, slimmer: a counter urn, no Event, no uuid.
+        self.dispatcher = dispatcher
+        self.actor_urn = f"urn:reactor:{next(_urns)}"
+        self._mailbox = _Mailbox(self)
+        self.actor_inbox = self._mailbox
+        self.actor_stopped = _Stopped()  # type: ignore[assignment]
+        self._actor_ref = ActorRef(self)
+        self._schedule_lock = threading.Lock()
+        self._scheduled = False
+        self._began = False
+
+    @classmethod
+    def spawn(cls, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> ActorRef[Any]:
+        """Start an actor without registering it in pykka's ActorRegistry."""
+        actor = cls(dispatcher, *args, **kwargs)
+        actor._start_actor_loop()
+        return actor.actor_ref
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:  # pragma: no cover - __init__ builds the mailbox
+        raise NotImplementedError
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return pykka.ThreadingFuture()
+
+    def _start_actor_loop(self) -> None:
+        self.dispatcher._started()
+        with self._schedule_lock:
+            self._scheduled = True
+        self.dispatcher._submit(self)  # the first turn runs on_start
+
+    def _wake(self) -> None:
+        with self._schedule_lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.dispatcher._submit(self)
+
+    def _turn(self) -> None:
+        """Run on a worker: on_start first, then up to `throughput` messages."""
+        stopped = self.actor_stopped
+        if not self._began:
+            self._began = True
+            self._actor_loop_setup()
+        inbox = self._mailbox._queue
+        for _ in range(self.dispatcher.throughput):
+            if stopped.is_set() or not inbox:
+                break
+            self._handle_envelope(inbox.popleft())
+        if stopped.is_set():
+            self._actor_loop_teardown()
+            self.dispatcher._stopped()
+            return
+        with self._schedule_lock:
+            again = bool(inbox)
+            self._scheduled = again
+        if again:
+            self.dispatcher._submit(self)
+
+    def _handle_envelope(self, envelope: PykkaEnvelope[Any]) -> None:
+        """One message, with the semantics of pykka's own actor loop."""
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            log.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
+            self._stop()
+            ActorRegistry.stop_all()
+
+    def _actor_loop_teardown(self) -> None:
+        # pykka's teardown, plus messages that arrive while it runs (no thread waits here).
+        while not self._mailbox.empty():
+            envelope = self._mailbox.get()
+            if envelope.reply_to is None:
+                continue
+            if isinstance(envelope.message, messages._ActorStop):
+                envelope.reply_to.set(None)
+            else:
+                envelope.reply_to.set_exception(
+                    exc_info=(
+                        ActorDeadError,
+                        ActorDeadError(f"{self.actor_ref} stopped before handling the message"),
+                        None,
+                    )
+                )
