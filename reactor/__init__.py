@@ -4,6 +4,7 @@ The public API is this module's `__all__`; everything else is internal.
 """
 
 from reactor.codec import Codec
+from reactor.domain import Aggregate, Projection, applies, handles, on
 from reactor.errors import (
     ConcurrencyError,
     DecodeError,
@@ -11,17 +12,24 @@ from reactor.errors import (
     EncodeError,
     ReactorError,
     RegistrationError,
+    Rejected,
+    RuntimeStopped,
     StorageError,
+    Timeout,
+    UnknownCommand,
     UnknownEventType,
 )
-from reactor.events import Envelope, NewEvent, command, event, upcaster
+from reactor.events import CommandResult, Envelope, NewEvent, command, event, upcaster
 from reactor.registry import Registry, default_registry
+from reactor.runtime import Runtime
 from reactor.store import EventStore, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregate",
     "Codec",
+    "CommandResult",
     "ConcurrencyError",
     "DecodeError",
     "DuplicateEventId",
@@ -29,14 +37,23 @@ __all__ = [
     "Envelope",
     "EventStore",
     "NewEvent",
+    "Projection",
     "ReactorError",
     "RegistrationError",
     "Registry",
+    "Rejected",
+    "Runtime",
+    "RuntimeStopped",
     "StorageError",
+    "Timeout",
+    "UnknownCommand",
     "UnknownEventType",
+    "applies",
     "command",
     "default_registry",
     "event",
+    "handles",
+    "on",
     "open_store",
     "upcaster",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import math
-import sys
 import threading
 import types
 import typing
@@ -190,11 +189,35 @@ class Codec:
         except Exception as e:
             raise DecodeError(f"{_type_text(tp)}: {type(e).__name__}: {e}") from e
 
+    def encode_state(self, values: Mapping[str, Any], hints: Mapping[str, Any]) -> bytes:
+        """JSON bytes of named values (an object's attributes), each typed by `hints`
+        (unhinted values must be JSON-native)."""
+        out = {}
+        for name, value in values.items():
+            enc = _converters(self, hints.get(name, Any))[0]
+            out[name] = enc(value) if enc is not None and value is not None else value
+        try:
+            return orjson.dumps(out)
+        except TypeError as e:
+            raise EncodeError(f"cannot encode state: {e}") from e
+
+    def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
+        """The named values stored by `encode_state`; `DecodeError` if they cannot be read."""
+        try:
+            raw = _loads(data)
+            out = {}
+            for name, value in raw.items():
+                dec = _converters(self, hints.get(name, Any))[1]
+                out[name] = dec(value) if dec is not None and value is not None else value
+            return out
+        except Exception as e:
+            raise DecodeError(f"state: {type(e).__name__}: {e}") from e
+
     # -- compiling ---------------------------------------------------------------------------
 
     def _compile(self, cls: type) -> _Plan:
         try:
-            hints = typing.get_type_hints(cls, vars(sys.modules.get(cls.__module__, sys)))
+            hints = typing.get_type_hints(cls)
         except Exception as e:
             raise RegistrationError(
                 f"cannot resolve the type hints of {qualified_name(cls)}: {e}"

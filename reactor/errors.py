@@ -79,3 +79,20 @@ class EncodeError(ReactorError, TypeError):
 
 class StorageError(ReactorError):
     """The store cannot be opened or used: missing file, foreign database, closed store."""
+
+
+class Rejected(ReactorError):
+    """The domain said no: a command handler refused the command. Nothing is stored and it
+    is never retried."""
+
+
+class UnknownCommand(ReactorError, LookupError):
+    """No registered aggregate handles this command class."""
+
+
+class RuntimeStopped(ReactorError, RuntimeError):
+    """The runtime is stopped (or stopping) and takes no more work."""
+
+
+class Timeout(ReactorError, TimeoutError):
+    """An answer did not come within the timeout."""

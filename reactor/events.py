@@ -87,6 +87,17 @@ class NewEvent:
 
 
 @attrs.frozen
+class CommandResult:
+    """What a command did: its stream, the stream's version after it, the global position
+    of its last event (0 if it stored none) and the envelopes it stored."""
+
+    stream_id: str
+    version: int
+    position: int
+    events: tuple[Envelope, ...] = ()
+
+
+@attrs.frozen
 class Envelope:
     """A stored event: where it lies in its stream and in the whole journal, and why.
 

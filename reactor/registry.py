@@ -6,7 +6,6 @@ or a test may hold its own. `catalog()` lists everything it knows.
 
 from __future__ import annotations
 
-import sys
 import threading
 import typing
 from collections.abc import Callable, Iterable
@@ -255,7 +254,7 @@ def _require_attrs(cls: object, decorator: str) -> None:
 
 def _fields(cls: type) -> tuple[FieldInfo, ...]:
     try:
-        hints = typing.get_type_hints(cls, vars(sys.modules.get(cls.__module__, sys)))
+        hints = typing.get_type_hints(cls)
     except Exception:
         hints = {}
     return tuple(

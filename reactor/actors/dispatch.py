@@ -23,6 +23,12 @@ from pykka._envelope import Envelope as PykkaEnvelope
 
 log = logging.getLogger(__name__)
 _urns = itertools.count(1)
+_local = threading.local()
+
+
+def current_dispatcher() -> Dispatcher | None:
+    """The dispatcher whose worker runs the calling thread, or None."""
+    return getattr(_local, "dispatcher", None)
 
 
 class Dispatcher:
@@ -33,11 +39,19 @@ class Dispatcher:
     `shutdown()` stops the workers; actors still alive then are not run again.
     """
 
-    def __init__(self, workers: int = 2, throughput: int = 100, name: str = "reactor") -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        throughput: int = 100,
+        name: str = "reactor",
+        *,
+        may_block: bool = False,
+    ) -> None:
         if workers < 1 or throughput < 1:
             raise ValueError(f"workers and throughput must be >= 1, got {workers}, {throughput}")
         self.name = name
         self.throughput = throughput
+        self.may_block = may_block  # may its actors block on another actor's answer?
         self._run_queue: queue.SimpleQueue[PooledActor | None] = queue.SimpleQueue()
         self._live = 0
         self._live_lock = threading.Lock()
@@ -83,6 +97,7 @@ class Dispatcher:
             self._idle.notify_all()
 
     def _work(self) -> None:
+        _local.dispatcher = self
         get = self._run_queue.get
         while (actor := get()) is not None:
             try:

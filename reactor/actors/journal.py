@@ -1,0 +1,116 @@
+"""The journal actor: the only writer of the store, committing appends in groups.
+
+It drains every append waiting in its mailbox into one `append_batch` transaction,
+answers each writer, then hands the new envelopes, in position order, to the router.
+Nothing reaches the router before it is durable, and nothing reaches it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pykka import ActorRef
+
+from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.messages import (
+    Appended,
+    AppendRequest,
+    Publish,
+    SaveCheckpoint,
+    SaveSnapshot,
+    Sync,
+)
+from reactor.errors import ReactorError
+from reactor.events import Envelope
+from reactor.store.base import Append, AppendOutcome
+from reactor.store.event_store import EventStore
+
+log = logging.getLogger(__name__)
+MAX_GROUP = 2000  # appends in one transaction at most: bounds the latency of a commit
+
+
+class JournalActor(PooledActor):
+    """Owns the `EventStore` for writing. Runs on a dispatcher of its own (it blocks on I/O)."""
+
+    def __init__(self, dispatcher: Dispatcher, store: EventStore, router: ActorRef[Any]) -> None:
+        super().__init__(dispatcher)
+        self.store = store
+        self.router = router
+        self.published = store.last_position()  # positions up to here went to the router
+        self.commits = 0
+
+    def __str__(self) -> str:
+        return f"JournalActor({self.store.storage.url})"
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AppendRequest | SaveCheckpoint):
+            self._commit(self._drain(message))
+        elif isinstance(message, SaveSnapshot):
+            self.store.storage.save_snapshot(message.snapshot)
+        elif isinstance(message, Sync):
+            message.reply.set(self.published)
+        else:
+            raise TypeError(f"{self} cannot handle {message!r}")
+
+    def _drain(self, first: AppendRequest | SaveCheckpoint) -> list[AppendRequest | SaveCheckpoint]:
+        """The first request and every append or checkpoint queued right behind it."""
+        group = [first]
+        inbox = self._mailbox._queue
+        while inbox and len(group) < MAX_GROUP:
+            message = inbox[0].message
+            if not isinstance(message, AppendRequest | SaveCheckpoint) or inbox[0].reply_to:
+                break
+            group.append(message)
+            inbox.popleft()
+        return group
+
+    def _commit(self, group: list[AppendRequest | SaveCheckpoint]) -> None:
+        appends = [
+            r.append if isinstance(r, AppendRequest) else Append("", (), None, r.checkpoint)
+            for r in group
+        ]
+        try:
+            outcomes = self.store.storage.append_batch(appends)
+        except ReactorError as e:
+            log.error("%s: a commit of %d appends failed: %s", self, len(group), e)
+            for r in group:
+                if isinstance(r, AppendRequest) and r.sender is not None:
+                    r.sender.tell(Appended(AppendOutcome(error=e), ()))
+                elif r.reply is not None:
+                    r.reply.fail(e)
+            return
+        self.commits += 1
+        fresh: list[Envelope] = []
+        for request, outcome in zip(group, outcomes, strict=True):
+            if isinstance(request, SaveCheckpoint):
+                if request.reply is not None:
+                    request.reply.set(request.checkpoint.position)
+                continue
+            try:
+                envelopes = self._envelopes(request, outcome)
+            except ReactorError as e:  # what was stored before cannot be decoded any more
+                outcome, envelopes = AppendOutcome(error=e), ()
+            fresh.extend(e for e in envelopes if e.position > self.published)
+            if request.sender is not None:
+                request.sender.tell(Appended(outcome, envelopes))
+            elif request.reply is not None:
+                if outcome.error is not None:
+                    request.reply.fail(outcome.error)
+                else:
+                    request.reply.set(Appended(outcome, envelopes))
+        if fresh:
+            self.published = fresh[-1].position
+            self.router.tell(Publish(tuple(fresh)))
+
+    def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:
+        """Envelopes of what was stored: the events as given, or decoded if it was there."""
+        given = {
+            r.event_id: (r, e) for r, e in zip(request.append.records, request.events, strict=True)
+        }
+        envelopes = []
+        for stored in outcome.events:
+            record, event = given.get(stored.event_id, (None, None))
+            same = record is not None and record.data == stored.data
+            envelopes.append(self.store.envelope(stored, event if same else None))
+        return tuple(envelopes)

@@ -1,0 +1,169 @@
+"""The messages reactor's actors send each other (attrs frozen classes), and `Reply`.
+
+A `Reply` is where an answer goes: a thread blocks on `get(timeout)`, an asyncio task
+awaits it. Actors only ever `set` or `fail` it: they never block on one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import attrs
+import pykka
+from pykka import ActorRef
+
+from reactor.errors import Timeout
+from reactor.events import Envelope
+from reactor.store.base import Append, AppendOutcome, Checkpoint, Snapshot
+
+
+class Reply:
+    """A one-shot answer slot: `set(value)` or `fail(exception)` once, from any thread."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        self._future: Any = pykka.ThreadingFuture() if loop is None else loop.create_future()
+
+    def set(self, value: Any) -> None:
+        if self._loop is None:
+            self._future.set(value)
+        else:
+            self._loop.call_soon_threadsafe(_resolve, self._future, value, None)
+
+    def fail(self, error: BaseException) -> None:
+        if self._loop is None:
+            self._future.set_exception((type(error), error, error.__traceback__))
+        else:
+            self._loop.call_soon_threadsafe(_resolve, self._future, None, error)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Block until answered; raises the failure, or `Timeout` after `timeout` seconds."""
+        try:
+            return self._future.get(timeout=timeout)
+        except pykka.Timeout:
+            raise Timeout(f"no answer within {timeout} seconds") from None
+
+    def wait(self) -> asyncio.Future[Any]:
+        """The asyncio future to await (for a Reply made with a loop)."""
+        return self._future  # type: ignore[no-any-return]
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+@attrs.frozen
+class Handle:
+    """To an aggregate: handle `command`; answer `reply` with a CommandResult."""
+
+    command: Any
+    command_id: str
+    correlation_id: str | None
+    reply: Reply
+    given_id: bool  # the caller chose command_id (so it may have been handled already)
+
+
+@attrs.frozen
+class Passivate:
+    """To an aggregate: stop now (the host has forgotten it while it was idle)."""
+
+
+@attrs.frozen
+class AppendRequest:
+    """To the journal: append, then tell `sender` `Appended` (or answer `reply`)."""
+
+    append: Append
+    events: tuple[Any, ...]
+    sender: ActorRef[Any] | None = None
+    reply: Reply | None = None
+
+
+@attrs.frozen
+class Appended:
+    """From the journal: the outcome of an `AppendRequest`, with its envelopes."""
+
+    outcome: AppendOutcome
+    envelopes: tuple[Envelope, ...]
+
+
+@attrs.frozen
+class SaveCheckpoint:
+    """To the journal: save `checkpoint` (with the next batch); answer `reply` if given."""
+
+    checkpoint: Checkpoint
+    reply: Reply | None = None
+
+
+@attrs.frozen
+class SaveSnapshot:
+    """To the journal: keep `snapshot` as its stream's latest."""
+
+    snapshot: Snapshot
+
+
+@attrs.frozen
+class Publish:
+    """From the journal to the router: committed envelopes, in position order."""
+
+    envelopes: tuple[Envelope, ...]
+
+
+@attrs.frozen
+class Subscribe:
+    """To the router: deliver events of `types` (None: all) to `subscriber` as `Deliver`,
+    then tell it `Subscribed`."""
+
+    subscriber: ActorRef[Any]
+    types: frozenset[str] | None
+
+
+@attrs.frozen
+class Unsubscribe:
+    subscriber: ActorRef[Any]
+
+
+@attrs.frozen
+class Subscribed:
+    """From the router: from now on every committed event of your types comes to you."""
+
+
+@attrs.frozen
+class Deliver:
+    """From the router: committed envelopes of your types, in position order."""
+
+    envelopes: tuple[Envelope, ...]
+
+
+@attrs.frozen
+class Barrier:
+    """To the router: tell `target` `message` once every event up to `position` has been
+    routed (so the target has them in its mailbox before `message`)."""
+
+    position: int
+    target: ActorRef[Any]
+    message: Any
+
+
+@attrs.frozen
+class Query:
+    """To a projection: call its public method `method` and answer `reply`."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    reply: Reply
+
+
+@attrs.frozen
+class Sync:
+    """To any reactor actor: answer `reply` once every earlier message is handled."""
+
+    reply: Reply

@@ -1,0 +1,170 @@
+"""The user API for the domain: `Aggregate`, `Projection`, and the `handles`, `applies`
+and `on` decorators that mark their methods.
+
+Classes declare; `Runtime.register` turns them into the specs the actors run.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+from reactor.actors.specs import AggregateType, ConsumerType
+from reactor.errors import RegistrationError
+from reactor.registry import Registry, qualified_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles(command_type: type) -> Callable[[F], F]:
+    """Mark an Aggregate method as the handler of `command_type`.
+
+    It gets `(self, command)` and returns an event, a list of events or None; it must not
+    change `self` (appliers do). `raise Rejected(...)` refuses the command.
+    """
+
+    def mark(fn: F) -> F:
+        fn.__reactor_handles__ = command_type  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def applies(event_type: type) -> Callable[[F], F]:
+    """Mark an Aggregate method as the applier of `event_type`: `(self, event) -> None`.
+
+    Appliers run on replay too, so they only change state: no side effects, no raising.
+    """
+
+    def mark(fn: F) -> F:
+        fn.__reactor_applies__ = event_type  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def on(event_type: type, *, start: bool = False) -> Callable[[F], F]:
+    """Mark a Projection method (`(self, event, envelope)`) as the handler of `event_type`.
+
+    `start=True` is for sagas: the event starts a new instance.
+    """
+
+    def mark(fn: F) -> F:
+        fn.__reactor_on__ = (event_type, start)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _marked(cls: type, attribute: str) -> dict[Any, Callable[..., Any]]:
+    """Methods of `cls` (and its bases) carrying `attribute`, by what they are marked with."""
+    found: dict[Any, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for member in vars(klass).values():
+            mark = getattr(member, attribute, None)
+            if mark is not None:
+                found[mark[0] if isinstance(mark, tuple) else mark] = member
+    return found
+
+
+def _state_hints(cls: type) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as e:
+        raise RegistrationError(
+            f"cannot resolve the annotations of {qualified_name(cls)}: {e}"
+        ) from e
+    return {k: v for k, v in hints.items() if typing.get_origin(v) is not ClassVar}
+
+
+class Aggregate:
+    """Base of event-sourced aggregates: `class Account(Aggregate, key="account_id")`.
+
+    `key` names the command field that picks the instance; the stream id is
+    `"<name>-<key value>"`, `name` defaulting to the class name. `__init__` takes no
+    arguments and sets the initial state. `snapshot_every = N` snapshots every N events.
+    Class-level annotations give state attributes their types for snapshots.
+    """
+
+    __reactor_key__: ClassVar[str | None] = None
+    __reactor_name__: ClassVar[str | None] = None
+    snapshot_every: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
+        super().__init_subclass__(**kw)
+        if key is not None:
+            cls.__reactor_key__ = key
+        cls.__reactor_name__ = name or cls.__name__
+
+    @classmethod
+    def __reactor_type__(cls, snapshot_every: int | None) -> AggregateType:
+        key = cls.__reactor_key__
+        if key is None:
+            raise RegistrationError(
+                f"{qualified_name(cls)} has no key: declare it as "
+                f'class {cls.__name__}(Aggregate, key="<command field>")'
+            )
+        handlers = _marked(cls, "__reactor_handles__")
+        if not handlers:
+            raise RegistrationError(f"{qualified_name(cls)} has no @handles(Command) method")
+        for command_type in handlers:
+            if not attrs.has(command_type) or key not in attrs.fields_dict(command_type):
+                raise RegistrationError(
+                    f"{qualified_name(cls)} handles {qualified_name(command_type)}, which has no "
+                    f"field {key!r} (the aggregate's key)"
+                )
+        return AggregateType(
+            cls,
+            cls.__reactor_name__ or cls.__name__,
+            key,
+            handlers,
+            _marked(cls, "__reactor_applies__"),
+            cls.snapshot_every if cls.snapshot_every is not None else snapshot_every,
+            _state_hints(cls),
+        )
+
+
+class Projection:
+    """Base of read models: `@on(Event)` methods `(self, event, envelope)` build state and
+    public methods answer queries (`rt.query(Projection, after=position).method(...)`).
+
+    `durable = True` saves state and checkpoint together in the store (every
+    `checkpoint_every` events and at stop), so a restart resumes without replay; otherwise
+    the projection replays the journal at every start. Class-level annotations give
+    state attributes their types.
+    """
+
+    durable: ClassVar[bool] = False
+    checkpoint_every: ClassVar[int] = 100
+    __reactor_name__: ClassVar[str] = "Projection"
+
+    def __init_subclass__(cls, *, name: str | None = None, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.__reactor_name__ = name or cls.__name__
+
+    @classmethod
+    def __reactor_type__(cls, registry: Registry) -> ConsumerType:
+        marked = _marked(cls, "__reactor_on__")
+        if not marked:
+            raise RegistrationError(f"{qualified_name(cls)} has no @on(Event) method")
+        handlers = {registry.spec_of(t).name: fn for t, fn in marked.items()}
+        queries = frozenset(
+            n
+            for n in dir(cls)
+            if not n.startswith("_")
+            and callable(getattr(cls, n))
+            and not hasattr(getattr(cls, n), "__reactor_on__")
+        )
+        return ConsumerType(
+            cls,
+            cls.__reactor_name__,
+            handlers,
+            frozenset(handlers),
+            cls.durable,
+            cls.checkpoint_every,
+            _state_hints(cls),
+            queries,
+        )

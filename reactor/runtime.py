@@ -1,0 +1,416 @@
+"""`Runtime`: what a long-running process embeds to run its aggregates and projections.
+
+It opens the journal, starts the dispatchers and the fixed actors (journal, router),
+routes commands to aggregate actors, runs projections and subscribers, and stops all of
+it cleanly: after `stop()` no actor and no thread of it is left, and every call raises
+`RuntimeStopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+from pykka import ActorRef
+
+from reactor.actors.aggregate import AggregateHost
+from reactor.actors.consumer import ConsumerActor
+from reactor.actors.dispatch import Dispatcher, current_dispatcher
+from reactor.actors.journal import JournalActor
+from reactor.actors.messages import (
+    Appended,
+    AppendRequest,
+    Barrier,
+    Handle,
+    Query,
+    Reply,
+    Sync,
+)
+from reactor.actors.router import RouterActor
+from reactor.actors.scheduler import Scheduler
+from reactor.actors.specs import AggregateType, ConsumerType
+from reactor.domain import Aggregate, Projection
+from reactor.errors import ReactorError, RegistrationError, RuntimeStopped, UnknownCommand
+from reactor.events import CommandResult, Envelope, NewEvent, new_id
+from reactor.registry import Registry, default_registry, qualified_name
+from reactor.store import EventStore, open_store
+from reactor.store.base import Append
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """An embedded reactive runtime on the journal at `url` (`memory://`, `sqlite:///x.db`).
+
+    Options: `registry` (default: the global one), `workers` (pool threads, default 2),
+    `throughput` (messages per actor turn), `snapshot_every` (events; a class attribute
+    wins), `idle_timeout` (seconds before an idle aggregate stops), `max_live` (aggregate
+    actors alive at once), `timeout` (default seconds for blocking calls).
+    Use it as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        registry: Registry | None = None,
+        workers: int = 2,
+        throughput: int = 100,
+        snapshot_every: int | None = None,
+        idle_timeout: float | None = None,
+        max_live: int | None = None,
+        timeout: float = 30.0,
+        subscriber_workers: int = 2,
+    ) -> None:
+        self.url = url
+        self.registry = registry if registry is not None else default_registry
+        self.workers, self.throughput = workers, throughput
+        self.snapshot_every, self.idle_timeout, self.max_live = (
+            snapshot_every,
+            idle_timeout,
+            max_live,
+        )
+        self.timeout = timeout
+        self.subscriber_workers = subscriber_workers
+        self._lock = threading.RLock()
+        self._state = "new"  # new -> running -> stopping -> stopped
+        self._commands: dict[type, AggregateType] = {}
+        self._projections: dict[type, ConsumerType] = {}
+        self._consumers: dict[str, ActorRef[Any]] = {}
+        self._query_refs: dict[type, ActorRef[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.url!r}, {self._state})"
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- life ---------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        """Open the journal and start the actors (idempotent). Checks the registry first."""
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state != "new":
+                raise RuntimeStopped(f"{self!r} was stopped; make a new Runtime")
+            self.store: EventStore = open_store(self.url, registry=self.registry)
+            self._pool = Dispatcher(self.workers, self.throughput, "reactor")
+            self._io = Dispatcher(1, self.throughput, "reactor-journal")
+            self._blocking = Dispatcher(
+                self.subscriber_workers, 1, "reactor-subscribers", may_block=True
+            )
+            self._timers = Scheduler()
+            self._router = RouterActor.start(self._pool, self.store.last_position())
+            self._journal = JournalActor.start(self._io, self.store, self._router)
+            self._host = AggregateHost(
+                self._pool,
+                self.store,
+                self._journal,
+                max_live=self.max_live,
+                idle_timeout=self.idle_timeout,
+            )
+            self._state = "running"
+            for spec in self._projections.values():
+                self._start_projection(spec)
+            if self.idle_timeout is not None:
+                self._sweep()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Refuse new work, let what was accepted finish, save checkpoints, stop everything.
+
+        Order: aggregates (each answers what it was sent), the journal (every append
+        committed), the router (every event delivered), consumers (every delivery handled,
+        checkpoints saved), then the journal and the threads. Idempotent.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        with self._lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return
+            self._state = "stopping"
+        try:
+            self._timers.stop()
+            self._host.stop_all()
+            if not self._host.wait_stopped(timeout):
+                log.warning("%r: aggregates still busy after %.1fs", self, timeout)
+            self._sync(self._journal, timeout)
+            self._sync(self._router, timeout)
+            for ref in self._consumers.values():
+                ref.stop(block=True, timeout=timeout)
+            self._sync(self._journal, timeout)
+            self._router.stop(block=True, timeout=timeout)
+            self._journal.stop(block=True, timeout=timeout)
+        finally:
+            for dispatcher in (self._blocking, self._pool, self._io):
+                dispatcher.shutdown(timeout)
+            self.store.close()
+            self._consumers.clear()
+            self._query_refs.clear()
+            self._state = "stopped"
+
+    @staticmethod
+    def _sync(ref: ActorRef[Any], timeout: float) -> Any:
+        reply = Reply()
+        ref.tell(Sync(reply))
+        return reply.get(timeout)
+
+    def _running(self) -> None:
+        if self._state != "running":
+            raise RuntimeStopped(
+                f"{self!r} is not running: start() it (or use `with Runtime(...)`)"
+                if self._state == "new"
+                else f"{self!r} is {self._state}: it takes no more work"
+            )
+
+    def _sweep(self) -> None:
+        assert self.idle_timeout is not None
+        self._host.sweep()
+        self._timers.schedule(self.idle_timeout / 2, self._sweep)
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self, *classes: type) -> Runtime:
+        """Register Aggregate and Projection classes (before or after `start`).
+
+        Raises `RegistrationError` for anything else, an aggregate without key or handlers,
+        or a command class two aggregates handle.
+        """
+        with self._lock:
+            for cls in classes:
+                if isinstance(cls, type) and issubclass(cls, Aggregate):
+                    self._register_aggregate(cls)
+                elif isinstance(cls, type) and issubclass(cls, Projection):
+                    if cls in self._projections:
+                        continue
+                    spec = cls.__reactor_type__(self.registry)
+                    self._projections[cls] = spec
+                    if self._state == "running":
+                        self._start_projection(spec)
+                else:
+                    raise RegistrationError(
+                        f"register() takes Aggregate and Projection subclasses, got {cls!r}"
+                    )
+        return self
+
+    def _register_aggregate(self, cls: type[Aggregate]) -> None:
+        spec = cls.__reactor_type__(self.snapshot_every)
+        for command_type in spec.handlers:
+            other = self._commands.get(command_type)
+            if other is not None and other.cls is not cls:
+                raise RegistrationError(
+                    f"{qualified_name(command_type)} is handled by both "
+                    f"{qualified_name(other.cls)} and {qualified_name(cls)}"
+                )
+        for command_type in spec.handlers:
+            self._commands[command_type] = spec
+
+    def _start_projection(self, spec: ConsumerType) -> None:
+        ref = ConsumerActor.start(
+            self._pool,
+            spec,
+            spec.cls(),
+            self.store,
+            self._router,
+            self._journal,
+        )
+        self._consumers[f"projection:{spec.name}"] = ref
+        self._query_refs[spec.cls] = ref
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        command: object,
+        *,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Reply:
+        """Send a command without waiting: returns a future whose `.get(timeout)` gives the
+        `CommandResult` or raises what the command raised (`Rejected`, ...)."""
+        return self._route(command, command_id, correlation_id, Reply())
+
+    def send(
+        self,
+        command: object,
+        *,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Send a command and wait for its `CommandResult`.
+
+        Raises `Rejected` (nothing stored), `ConcurrencyError` (after the retries), the
+        handler's own exception, `UnknownCommand`, `Timeout` or `RuntimeStopped`.
+        A `command_id` already handled returns the first result and stores nothing.
+        """
+        worker = current_dispatcher()
+        if worker is not None and not worker.may_block:
+            raise ReactorError(
+                f"send() would block a worker of {worker.name!r} (and could deadlock it); "
+                "use submit() and do not wait, or send from a subscriber"
+            )
+        reply = self.submit(command, command_id=command_id, correlation_id=correlation_id)
+        result: CommandResult = reply.get(self.timeout if timeout is None else timeout)
+        return result
+
+    async def send_async(
+        self,
+        command: object,
+        *,
+        command_id: str | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """`send` for asyncio code: awaits the result without blocking the event loop."""
+        reply = Reply(loop=asyncio.get_running_loop())
+        self._route(command, command_id, correlation_id, reply)
+        result: CommandResult = await asyncio.wait_for(
+            reply.wait(), self.timeout if timeout is None else timeout
+        )
+        return result
+
+    def _route(
+        self, command: object, command_id: str | None, correlation_id: str | None, reply: Reply
+    ) -> Reply:
+        self._running()
+        spec = self._commands.get(type(command))
+        if spec is None:
+            known = ", ".join(sorted(c.__name__ for c in self._commands)) or "none"
+            raise UnknownCommand(
+                f"no registered aggregate handles {qualified_name(type(command))} "
+                f"(commands handled: {known}); register() its aggregate first"
+            )
+        cid = command_id or new_id()
+        self._host.route(
+            spec, Handle(command, cid, correlation_id or cid, reply, command_id is not None)
+        )
+        return reply
+
+    def publish(
+        self,
+        event: object,
+        *,
+        stream: str,
+        expected_version: int | None = None,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Append an event no aggregate produces (an integration event, a fact from outside)
+        to `stream`, and wait until it is durable."""
+        self._running()
+        record = self.store.record(NewEvent(event, correlation_id=correlation_id))
+        reply = Reply()
+        self._journal.tell(
+            AppendRequest(Append(stream, [record], expected_version), (event,), reply=reply)
+        )
+        done: Appended = reply.get(self.timeout if timeout is None else timeout)
+        last = done.envelopes[-1]
+        return CommandResult(stream, last.seq, last.position, done.envelopes)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def query(self, projection: type, *, after: int = 0, timeout: float | None = None) -> Any:
+        """A proxy whose method calls run inside the projection's actor, once it has handled
+        every event up to global position `after` (read-your-writes)."""
+        self._running()
+        ref = self._query_refs.get(projection)
+        if ref is None:
+            raise RegistrationError(f"{qualified_name(projection)} is not a registered projection")
+        spec = self._projections[projection]
+        return _QueryProxy(self, ref, spec, after, self.timeout if timeout is None else timeout)
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> list[Envelope]:
+        """The envelopes of one stream, in seq order."""
+        self._running()
+        return list(self.store.read_stream(stream_id, from_seq, to_seq))
+
+    def read_all(
+        self, after: int = 0, types: Collection[type | str] | None = None, limit: int | None = None
+    ) -> Iterator[Envelope]:
+        """Every envelope after global position `after` (of `types`), lazily, in order."""
+        self._running()
+        return self.store.read_all(after, types, limit)
+
+    def subscribe(
+        self,
+        fn: Callable[[Any, Envelope], object],
+        *,
+        types: Collection[type | str] | None = None,
+        name: str | None = None,
+        from_position: int | None = None,
+    ) -> str:
+        """Call `fn(event, envelope)` for every committed event of `types` (None: all).
+
+        With a `name` the position is checkpointed: the first start begins at the current
+        head (or `from_position`), a restart resumes after the checkpoint; delivery is at
+        least once (dedupe on `envelope.event_id`). `fn` runs on a subscriber thread, where
+        `rt.send` is allowed. Returns the subscription's name.
+        """
+        self._running()
+        names = None if types is None else frozenset(self.registry.type_names(types))
+        sub_name = f"subscriber:{name or getattr(fn, '__qualname__', 'fn') + ':' + new_id()}"
+        if sub_name in self._consumers:
+            raise RegistrationError(f"a subscriber named {name!r} is already running")
+
+        def call(_instance: None, event: Any, env: Envelope) -> None:
+            fn(event, env)
+
+        spec = ConsumerType(
+            type(fn),
+            sub_name,
+            {t: call for t in names} if names is not None else {"*": call},
+            names,
+            False,
+            1,
+            {},
+            frozenset(),
+        )
+        start = self.store.last_position() if from_position is None else from_position
+        self._consumers[sub_name] = ConsumerActor.start(
+            self._blocking,
+            spec,
+            None,
+            self.store,
+            self._router,
+            self._journal,
+            start_at=start,
+            checkpoints=name is not None,
+        )
+        return sub_name
+
+
+class _QueryProxy:
+    """Calls a projection's public methods inside its actor, after a position."""
+
+    def __init__(
+        self, rt: Runtime, ref: ActorRef[Any], spec: ConsumerType, after: int, timeout: float
+    ):
+        self._rt, self._ref, self._spec, self._after, self._timeout = rt, ref, spec, after, timeout
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method not in self._spec.queries:
+            raise AttributeError(
+                f"{self._spec.name} has no query {method!r}; its queries: "
+                f"{', '.join(sorted(self._spec.queries)) or 'none'}"
+            )
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._rt._running()
+            reply = Reply()
+            self._rt._router.tell(
+                Barrier(self._after, self._ref, Query(method, args, kwargs, reply))
+            )
+            return reply.get(self._timeout)
+
+        return call
