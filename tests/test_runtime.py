@@ -1,0 +1,238 @@
+"""The Runtime end to end: commands, results, rejections, failures, queries after a
+position, publishing, subscribers, idempotent command ids, restarts, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from reactor import (
+    CommandResult,
+    RegistrationError,
+    Rejected,
+    Runtime,
+    RuntimeStopped,
+    UnknownCommand,
+)
+from tests.bank import (
+    Account,
+    Audited,
+    Balances,
+    Deposit,
+    Deposited,
+    DurableBalances,
+    Explode,
+    Open,
+    Opened,
+    Touch,
+    Withdraw,
+    Withdrawn,
+)
+
+
+@pytest.fixture
+def rt() -> Runtime:
+    with Runtime("memory://") as runtime:
+        runtime.register(Account, Balances)
+        yield runtime
+
+
+def test_command_result_and_envelopes(rt: Runtime) -> None:
+    first = rt.send(Open("a1", "Ann"))
+    result = rt.send(Deposit("a1", 10), correlation_id="corr-9")
+    assert isinstance(result, CommandResult)
+    assert (result.stream_id, result.version, result.position) == ("Account-a1", 2, 2)
+    (env,) = result.events
+    assert (env.seq, env.position, env.event) == (2, 2, Deposited("a1", 10))
+    assert env.correlation_id == "corr-9" and env.causation_id not in (None, "corr-9")
+    assert first.events[0].correlation_id == first.events[0].causation_id  # new ids: the command's
+    assert [e.event for e in rt.read_stream("Account-a1")] == [
+        Opened("a1", "Ann"),
+        Deposited("a1", 10),
+    ]
+
+
+def test_query_after_a_position_reads_your_writes(rt: Runtime) -> None:
+    futures = [rt.submit(Deposit(f"a{i % 3}", i + 1)) for i in range(30)]
+    last = max(f.get(10).position for f in futures)
+    totals, positions = rt.query(Balances, after=last).snapshot()
+    assert totals == {f"a{k}": sum(i + 1 for i in range(30) if i % 3 == k) for k in range(3)}
+    assert positions == list(range(1, 31))
+
+
+def test_rejected_stores_nothing_and_the_aggregate_serves_on(rt: Runtime) -> None:
+    rt.send(Deposit("a1", 5))
+    with pytest.raises(Rejected, match="insufficient funds: balance 5, asked 9"):
+        rt.send(Withdraw("a1", 9))
+    assert rt.send(Withdraw("a1", 5)).version == 2
+    assert [e.event for e in rt.read_stream("Account-a1")] == [
+        Deposited("a1", 5),
+        Withdrawn("a1", 5),
+    ]
+
+
+def test_a_buggy_handler_reaches_the_caller_only(rt: Runtime) -> None:
+    rt.send(Deposit("a1", 5))
+    with pytest.raises(ZeroDivisionError, match="a bug in the handler"):
+        rt.send(Explode("a1"))
+    assert rt.send(Deposit("a1", 1)).version == 2
+
+
+def test_a_command_that_decides_nothing(rt: Runtime) -> None:
+    rt.send(Deposit("a1", 5))
+    result = rt.send(Touch("a1"), command_id="touch-1")
+    assert (result.version, result.position, result.events) == (1, 0, ())
+    assert rt.send(Touch("a1"), command_id="touch-1") == result
+
+
+def test_a_resent_command_id_returns_the_first_result(rt: Runtime) -> None:
+    first = rt.send(Deposit("a1", 5), command_id="cmd-1")
+    rt.send(Deposit("a1", 1))
+    again = rt.send(Deposit("a1", 5), command_id="cmd-1")
+    assert again == first
+    assert [e.event.amount for e in rt.read_stream("Account-a1")] == [5, 1]
+
+
+def test_unknown_commands_and_classes_are_clear_errors(rt: Runtime) -> None:
+    with pytest.raises(UnknownCommand, match=r"no registered aggregate handles .*Audited"):
+        rt.send(Audited("x"))  # type: ignore[arg-type]
+    with pytest.raises(RegistrationError, match="takes Aggregate and Projection subclasses"):
+        rt.register(int)
+
+
+def test_publish_and_subscribe(rt: Runtime) -> None:
+    seen: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    def audit(event: object, env: object) -> None:
+        seen.append((type(event).__name__, env.position))  # type: ignore[attr-defined]
+        if len(seen) == 3:
+            done.set()
+
+    rt.subscribe(audit, types=[Deposited, Audited])
+    rt.send(Open("a1"))
+    rt.send(Deposit("a1", 3))
+    published = rt.publish(Audited("checked"), stream="Audit-1")
+    assert (published.stream_id, published.version, published.position) == ("Audit-1", 1, 3)
+    rt.send(Deposit("a1", 4))
+    assert done.wait(10)
+    assert seen == [("Deposited", 2), ("Audited", 3), ("Deposited", 4)]
+
+
+def test_a_subscriber_may_send_commands(rt: Runtime) -> None:
+    """Choreography: a subscriber reacting with rt.send does not deadlock the runtime."""
+    done = threading.Event()
+
+    def bonus(event: Opened, env: object) -> None:
+        rt.send(Deposit(event.account_id, 100))
+        done.set()
+
+    rt.subscribe(bonus, types=[Opened])
+    rt.send(Open("a1"))
+    assert done.wait(10)
+    assert rt.query(Balances, after=2).balance("a1") == 100
+
+
+def test_send_from_a_pool_worker_is_refused(rt: Runtime) -> None:
+    class Greedy(Balances):
+        def greedy(self) -> object:
+            try:
+                return rt.send(Deposit("a1", 1))
+            except Exception as e:
+                return e
+
+    rt.register(Greedy)
+    error = rt.query(Greedy).greedy()
+    assert "would block a worker" in str(error)
+
+
+def test_send_async_never_blocks_the_loop(rt: Runtime) -> None:
+    async def main() -> list[int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        results = await asyncio.gather(*(rt.send_async(Deposit("a1", 1)) for _ in range(50)))
+        task.cancel()
+        assert ticks > 0
+        return sorted(r.version for r in results)
+
+    assert asyncio.run(main()) == list(range(1, 51))
+
+
+def test_after_stop_every_call_raises() -> None:
+    rt = Runtime("memory://").register(Account, Balances)
+    with pytest.raises(RuntimeStopped, match="start"):
+        rt.send(Deposit("a1", 1))
+    rt.start()
+    rt.start()  # idempotent
+    rt.send(Deposit("a1", 1))
+    rt.stop()
+    rt.stop()
+    for call in (
+        lambda: rt.send(Deposit("a1", 1)),
+        lambda: rt.submit(Deposit("a1", 1)),
+        lambda: rt.query(Balances),
+        lambda: rt.read_stream("Account-a1"),
+        lambda: rt.publish(Audited("x"), stream="s"),
+        lambda: rt.subscribe(print),
+    ):
+        with pytest.raises(RuntimeStopped):
+            call()
+    with pytest.raises(RuntimeStopped, match="make a new Runtime"):
+        rt.start()
+
+
+def test_state_and_projections_survive_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    with Runtime(url, snapshot_every=3) as rt:
+        rt.register(Account, Balances, DurableBalances)
+        for amount in range(1, 8):
+            last = rt.send(Deposit("a1", amount))
+        assert rt.query(DurableBalances, after=last.position).count() == 7
+    with Runtime(url, snapshot_every=3) as rt:
+        rt.register(Account, Balances, DurableBalances)
+        assert rt.send(Withdraw("a1", 28)).version == 8  # the state came back: balance 28
+        with pytest.raises(Rejected, match="balance 0"):
+            rt.send(Withdraw("a1", 1))
+        assert rt.query(Balances, after=8).balance("a1") == 0  # replayed from the journal
+        durable = rt.query(DurableBalances, after=8)
+        assert durable.balance("a1") == 0
+        assert durable.count() == 7  # resumed from its checkpoint: nothing applied twice
+    with Runtime(url) as rt:
+        rt.register(Account)
+        snap = rt.store.storage.load_snapshot("Account-a1")
+        assert snap is not None and snap.seq == 6
+
+
+def test_a_concurrent_writer_makes_the_aggregate_reload_and_retry(tmp_path: Path) -> None:
+    """Two runtimes on one file (as two processes would be): a stale aggregate retries."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Runtime(url) as one, Runtime(url) as two:
+        one.register(Account)
+        two.register(Account)
+        one.send(Deposit("a1", 5))
+        two.send(Deposit("a1", 7))  # one's actor is now one version behind
+        result = one.send(Deposit("a1", 1))  # ConcurrencyError at version 1: reload, decide again
+        assert (result.version, result.events[0].seq) == (3, 3)
+        assert one.send(Withdraw("a1", 13)).version == 4  # its state includes two's deposit
+        assert [e.seq for e in one.read_stream("Account-a1")] == [1, 2, 3, 4]
+
+
+def test_stop_leaves_no_thread_and_no_actor() -> None:
+    before = set(threading.enumerate())
+    rt = Runtime("memory://", workers=3).register(Account, Balances, DurableBalances)
+    rt.start()
+    rt.subscribe(lambda e, env: None, name="quiet")
+    futures = [rt.submit(Deposit(f"a{i}", 1)) for i in range(200)]
+    rt.stop()
+    assert all(f.get(5).version == 1 for f in futures)  # accepted work was finished
+    assert set(threading.enumerate()) <= before
