@@ -59,6 +59,13 @@ def upcaster(
     return register
 
 
+def decided_events(decided: Any) -> list[Any]:
+    """A command handler's answer as a list of events: one event, a list or tuple, or None."""
+    if decided is None:
+        return []
+    return list(decided) if isinstance(decided, list | tuple) else [decided]
+
+
 def new_id() -> str:
     """A fresh event or command id: a time-ordered UUID (version 7, RFC 9562) as text.
 

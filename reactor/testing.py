@@ -1,8 +1,9 @@
 """Testing kit: given/when/then for aggregates and projections, without actors, and a
 pytest fixture giving a started memory Runtime.
 
-    AggregateFixture(BankAccount).given(Opened("a1")).when(Deposit("a1", 5)).then(Deposited("a1", 5))
-    AggregateFixture(BankAccount).when(Deposit("a1", -1)).then_rejected(match="positive")
+    fixture = AggregateFixture(BankAccount).given(Opened("a1"))
+    fixture.when(Deposit("a1", 5)).then(Deposited("a1", 5))
+    fixture.when(Deposit("a1", -1)).then_rejected(match="positive")
 
 In a conftest.py: `from reactor.testing import runtime` makes the `runtime` fixture available.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from reactor.codec import Codec
 from reactor.domain import Aggregate, Projection
 from reactor.errors import Rejected
-from reactor.events import Envelope, new_id
+from reactor.events import Envelope, decided_events, new_id
 from reactor.registry import Registry
 from reactor.runtime import Runtime
 
@@ -38,8 +39,8 @@ class AggregateFixture:
 
     def given(self, *events: Any) -> AggregateFixture:
         """Apply past events to the state (through the appliers, as a replay would)."""
-        for e in events:
-            self._apply(e)
+        for event in events:
+            self._apply(event)
         return self
 
     def when(self, command: Any) -> AggregateFixture:
@@ -53,16 +54,10 @@ class AggregateFixture:
         except Exception as e:
             self.error = e
             return self
-        self.events = (
-            []
-            if decided is None
-            else list(decided)
-            if isinstance(decided, list | tuple)
-            else [decided]
-        )
-        for e in self.events:
-            self._round_trip(e)
-            self._apply(e)
+        self.events = decided_events(decided)
+        for event in self.events:
+            self._round_trip(event)
+            self._apply(event)
         return self
 
     def then(self, *events: Any) -> AggregateFixture:

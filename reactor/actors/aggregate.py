@@ -22,7 +22,7 @@ from reactor.actors.dispatch import Dispatcher, PooledActor
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
 from reactor.actors.specs import AggregateType
 from reactor.errors import ConcurrencyError, ReactorError
-from reactor.events import CommandResult, Envelope, NewEvent
+from reactor.events import CommandResult, Envelope, NewEvent, decided_events
 from reactor.store.base import Append, CommandRecord, Snapshot
 from reactor.store.event_store import EventStore
 
@@ -115,7 +115,7 @@ class AggregateActor(PooledActor):
             if done is not None:
                 return self._answer_handled_before(msg, done)
         try:
-            events = _as_list(self.spec.handlers[type(msg.command)](self.state, msg.command))
+            events = decided_events(self.spec.handlers[type(msg.command)](self.state, msg.command))
             news = [
                 NewEvent(e, correlation_id=msg.correlation_id, causation_id=msg.command_id)
                 for e in events
@@ -199,13 +199,6 @@ class AggregateActor(PooledActor):
         self.host.journal.tell(
             SaveSnapshot(Snapshot(self.stream_id, self.version, self.spec.name, 1, data))
         )
-
-
-def _as_list(decided: Any) -> list[Any]:
-    """A handler's answer as a list of events: one event, a list or tuple, or None."""
-    if decided is None:
-        return []
-    return list(decided) if isinstance(decided, list | tuple) else [decided]
 
 
 class AggregateHost:
