@@ -21,7 +21,7 @@ from pykka._envelope import Envelope as PykkaEnvelope
 from reactor.actors.dispatch import Dispatcher, PooledActor
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
 from reactor.actors.specs import AggregateType
-from reactor.errors import ConcurrencyError, ReactorError
+from reactor.errors import ConcurrencyError, ReactorError, RuntimeStopped
 from reactor.events import CommandResult, Envelope, NewEvent, decided_events
 from reactor.store.base import Append, CommandRecord, Snapshot
 from reactor.store.event_store import EventStore
@@ -65,6 +65,16 @@ class AggregateActor(PooledActor):
 
     def on_stop(self) -> None:
         self.host._actor_stopped()
+
+    def _actor_loop_teardown(self) -> None:
+        """No command is dropped silently: any still queued is answered with an error."""
+        left = [e.message for e in self._mailbox._queue] + list(self.stash)
+        for message in left:
+            if isinstance(message, Handle):
+                message.reply.fail(
+                    RuntimeStopped(f"{self} stopped before handling {message.command!r}")
+                )
+        super()._actor_loop_teardown()
 
     def _rehydrate(self) -> None:
         store = self.host.store
@@ -179,6 +189,7 @@ class AggregateActor(PooledActor):
             msg.reply.set(result)
         else:
             msg.reply.fail(error)
+        self.host.trim()
 
     def _maybe_snapshot(self) -> None:
         every = self.spec.snapshot_every
@@ -242,13 +253,19 @@ class AggregateHost:
                 self.started += 1
                 self._alive += 1
                 actor._start_actor_loop()
-                if self.max_live is not None and len(self._live) > self.max_live:
-                    self._evict(len(self._live) - self.max_live)
             else:
                 self._live.move_to_end(stream_id)
             actor.routed += 1
             actor.last_used = time.monotonic()
             actor._mailbox.put(PykkaEnvelope(msg))
+
+    def trim(self) -> None:
+        """Passivate idle actors while more than `max_live` are alive (called as they finish)."""
+        if self.max_live is None or len(self._live) <= self.max_live:
+            return
+        with self._lock:
+            if len(self._live) > self.max_live:
+                self._evict(len(self._live) - self.max_live)
 
     def sweep(self) -> None:
         """Passivate actors idle for longer than `idle_timeout` (oldest first)."""
