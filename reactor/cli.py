@@ -7,9 +7,11 @@ application's event classes. Errors are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import runpy
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import reactor
 from reactor.errors import ReactorError
@@ -40,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reactor {reactor.__version__}")
     commands = parser.add_subparsers(title="commands")
 
+    demo = commands.add_parser("demo", help="run a demo: " + ", ".join(_demos()))
+    demo.add_argument("name", choices=sorted(_demos()))
+    demo.add_argument("args", nargs=argparse.REMAINDER, help="the demo's own options")
+    demo.set_defaults(run=_demo)
+
     journal = commands.add_parser("journal", help="look inside a journal")
     journal_commands = journal.add_subparsers(title="journal commands", required=True)
     store = argparse.ArgumentParser(add_help=False)
@@ -60,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--limit", type=int, metavar="N", help="at most N events")
     tail.set_defaults(run=_tail)
     return parser
+
+
+def _demos() -> dict[str, Path]:
+    """Demo scripts by name: shipped in the wheel (reactor/_demos) or beside the package."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_demos", here.parent / "demos"):
+        if folder.is_dir():
+            return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+    return {}
+
+
+def _demo(args: argparse.Namespace) -> None:
+    path = _demos()[args.name]
+    sys.argv = [str(path), *args.args]
+    runpy.run_path(str(path), run_name="__main__")
 
 
 def _names(text: str) -> list[str]:

@@ -30,3 +30,36 @@ def test_journal_demo_twice_on_one_file(tmp_path: Path) -> None:
     second = run_demo("journal.py", tmp_path)
     assert "release 1 wrote" not in second and "balance: 125.5 EUR, 80.00 USD" in second
     assert "expected version 4, but it is at 5" in second
+
+
+def test_bank_demo_rebuilds_state_after_a_restart(tmp_path: Path) -> None:
+    out = run_demo("bank.py", tmp_path)
+    assert "bob's overdraft refused: insufficient funds: balance 50.00, asked 500.00" in out
+    rebuilt = out[out.index("balances rebuilt from 906 stored events") :]
+    for line in (
+        "ann    Ann        370.00",
+        "bob    Bob        350.00",
+        "cy     Cy         300.00",
+    ):
+        assert line in out[: out.index("stopped;")] and line in rebuilt
+    again = run_demo("bank.py", tmp_path)  # continues on the same file
+    assert "(again) account ann is already open" in again and "ann    Ann        740.00" in again
+
+
+def test_reactor_demo_command_runs_a_demo(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reactor",
+            "demo",
+            "bank",
+            "--store",
+            f"sqlite:///{tmp_path / 'b.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "balances rebuilt from 906 stored events" in done.stdout
