@@ -171,7 +171,7 @@ def run(url: str) -> None:
         last = max(f.get(30).position for f in futures)
         took = time.perf_counter() - start
         print(f"900 deposits pipelined in {took:.2f}s ({900 / took:,.0f} commands/s, durable)")
-        show("balances (read after position %d):" % last, rt.query(Balances, after=last).table())
+        show(f"balances (read after position {last}):", rt.query(Balances, after=last).table())
 
     print("\nstopped; starting again on the same journal...")
     with Runtime(url) as rt:
@@ -181,9 +181,7 @@ def run(url: str) -> None:
             f"balances rebuilt from {total} stored events:", rt.query(Balances, after=total).table()
         )
         ann = rt.read_stream("BankAccount-ann")
-        print(
-            f"\nBankAccount-ann holds {len(ann)} events; the last: seq {ann[-1].seq}, {ann[-1].event}"
-        )
+        print(f"\nBankAccount-ann holds {len(ann)} events; the last: {ann[-1].event}")
         try:
             rt.send(Withdraw("cy", Decimal("1000000")))
         except Rejected as e:
