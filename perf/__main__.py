@@ -1,17 +1,20 @@
-"""`python -m perf [scenario ...]`: run the named benchmark scenarios (default: all)."""
+"""`python -m perf [scenario ...] [--quick]`: run benchmark scenarios (default: all)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-SCENARIOS = {"journal": "perf.journal"}
+SCENARIOS = {"journal": "perf.journal", "runtime": "perf.runtime"}
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
 parser.add_argument("scenarios", nargs="*", metavar="scenario", help=", ".join(SCENARIOS))
-chosen = parser.parse_args().scenarios or list(SCENARIOS)
+parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+args = parser.parse_args()
+chosen = args.scenarios or list(SCENARIOS)
 unknown = sorted(set(chosen) - set(SCENARIOS))
 if unknown:
     parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
 for name in chosen:
-    importlib.import_module(SCENARIOS[name]).main()
+    module = importlib.import_module(SCENARIOS[name])
+    module.main(quick=args.quick) if name == "runtime" else module.main()

@@ -6,7 +6,7 @@ another `Registry`; `NewEvent` is an event on its way into the journal.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -70,13 +70,23 @@ def new_id() -> str:
     """A fresh event or command id: a time-ordered UUID (version 7, RFC 9562) as text.
 
     Time-ordered ids keep the journal's unique index append-mostly: random UUID4 ids cut
-    SQLite's batched inserts to a third (measured in perf/journal.py's notes).
+    SQLite's batched inserts to a third (perf/journal.py). The 74 random bits come from
+    `random`, not `os.urandom`: a syscall releases the GIL, and under load every release
+    waits to get it back (it was a quarter of the command path; perf/runtime.py).
     """
-    rand = bytearray(os.urandom(10))
-    rand[0] = (rand[0] & 0x0F) | 0x70  # version 7
-    rand[2] = (rand[2] & 0x3F) | 0x80  # RFC 4122 variant
-    h = ((time.time_ns() // 1_000_000).to_bytes(6, "big") + rand).hex()
+    bits = _random_bits(74)
+    value = (
+        (time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (bits >> 62) << 64
+        | 0b10 << 62
+        | bits & 0x3FFF_FFFF_FFFF_FFFF
+    )
+    h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_random_bits = random.getrandbits  # reseeded after fork by the random module
 
 
 @attrs.frozen

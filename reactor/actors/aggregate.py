@@ -22,7 +22,7 @@ from reactor.actors.dispatch import Dispatcher, PooledActor
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
 from reactor.actors.specs import AggregateType
 from reactor.errors import ConcurrencyError, ReactorError, RuntimeStopped
-from reactor.events import CommandResult, Envelope, NewEvent, decided_events
+from reactor.events import CommandResult, Envelope, decided_events
 from reactor.store.base import Append, CommandRecord, Snapshot
 from reactor.store.event_store import EventStore
 
@@ -126,11 +126,7 @@ class AggregateActor(PooledActor):
                 return self._answer_handled_before(msg, done)
         try:
             events = decided_events(self.spec.handlers[type(msg.command)](self.state, msg.command))
-            news = [
-                NewEvent(e, correlation_id=msg.correlation_id, causation_id=msg.command_id)
-                for e in events
-            ]
-            records = [store.record(n) for n in news]
+            records = [store.new_record(e, msg.correlation_id, msg.command_id) for e in events]
         except Exception as e:  # Rejected, a bug in the handler, an unencodable event
             return self._answer(msg, error=e)
         append = Append(self.stream_id, records, self.version, command_id=msg.command_id)

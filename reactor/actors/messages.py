@@ -6,11 +6,11 @@ awaits it. Actors only ever `set` or `fail` it: they never block on one.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 from typing import Any
 
 import attrs
-import pykka
 from pykka import ActorRef
 
 from reactor.errors import Timeout
@@ -19,36 +19,54 @@ from reactor.store.base import Append, AppendOutcome, Checkpoint, Snapshot
 
 
 class Reply:
-    """A one-shot answer slot: `set(value)` or `fail(exception)` once, from any thread."""
+    """A one-shot answer slot: `set(value)` or `fail(exception)` once, from any thread.
 
-    __slots__ = ("_future", "_loop")
+    For threads it is a bare lock, held until the answer comes (a pykka future builds a
+    Condition per command: measurably slower on the command path).
+    """
+
+    __slots__ = ("_error", "_future", "_lock", "_loop", "_value")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
-        self._future: Any = pykka.ThreadingFuture() if loop is None else loop.create_future()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        if loop is None:
+            self._lock = _thread.allocate_lock()
+            self._lock.acquire()
+        else:
+            self._future: asyncio.Future[Any] = loop.create_future()
 
     def set(self, value: Any) -> None:
         if self._loop is None:
-            self._future.set(value)
+            self._value = value
+            self._lock.release()
         else:
             self._loop.call_soon_threadsafe(_resolve, self._future, value, None)
 
     def fail(self, error: BaseException) -> None:
         if self._loop is None:
-            self._future.set_exception((type(error), error, error.__traceback__))
+            self._error = error
+            self._lock.release()
         else:
             self._loop.call_soon_threadsafe(_resolve, self._future, None, error)
 
+    def done(self) -> bool:
+        """Whether the answer has come."""
+        return not self._lock.locked() if self._loop is None else self._future.done()
+
     def get(self, timeout: float | None = None) -> Any:
         """Block until answered; raises the failure, or `Timeout` after `timeout` seconds."""
-        try:
-            return self._future.get(timeout=timeout)
-        except pykka.Timeout:
-            raise Timeout(f"no answer within {timeout} seconds") from None
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            raise Timeout(f"no answer within {timeout} seconds")
+        self._lock.release()  # answered: later calls return at once
+        if self._error is not None:
+            raise self._error
+        return self._value
 
     def wait(self) -> asyncio.Future[Any]:
         """The asyncio future to await (for a Reply made with a loop)."""
-        return self._future  # type: ignore[no-any-return]
+        return self._future
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

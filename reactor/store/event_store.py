@@ -7,7 +7,7 @@ reports undecodable data with the stream, seq and position it sits at.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,19 +35,31 @@ class EventStore:
     def record(self, new: NewEvent | object) -> NewRecord:
         """Encode an event (bare, or a `NewEvent` with ids and metadata) into a record."""
         if isinstance(new, NewEvent):
-            type_name, version, data = self.codec.encode(new.event)
-            return NewRecord(
-                new.event_id,
-                type_name,
-                version,
-                data,
-                time.time(),
-                dumps(dict(new.metadata)) if new.metadata else None,
-                new.correlation_id,
-                new.causation_id,
+            return self.new_record(
+                new.event, new.correlation_id, new.causation_id, new.metadata, new.event_id
             )
-        type_name, version, data = self.codec.encode(new)
-        return NewRecord(new_id(), type_name, version, data, time.time())
+        return self.new_record(new)
+
+    def new_record(
+        self,
+        event: object,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        event_id: str | None = None,
+    ) -> NewRecord:
+        """Encode one event with its ids into a record (a fresh event id unless given)."""
+        type_name, version, data = self.codec.encode(event)
+        return NewRecord(
+            event_id or new_id(),
+            type_name,
+            version,
+            data,
+            time.time(),
+            dumps(dict(metadata)) if metadata else None,
+            correlation_id,
+            causation_id,
+        )
 
     def envelope(self, stored: StoredEvent, event: Any = None) -> Envelope:
         """Decode a stored record into an Envelope (`event`, when given, is used as is).
