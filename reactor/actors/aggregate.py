@@ -18,7 +18,7 @@ from typing import Any
 from pykka import ActorRef
 from pykka._envelope import Envelope as PykkaEnvelope
 
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher, PooledActor, tell
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
 from reactor.actors.specs import AggregateType
 from reactor.errors import ConcurrencyError, ReactorError, RuntimeStopped
@@ -129,9 +129,13 @@ class AggregateActor(PooledActor):
             records = [store.new_record(e, msg.correlation_id, msg.command_id) for e in events]
         except Exception as e:  # Rejected, a bug in the handler, an unencodable event
             return self._answer(msg, error=e)
-        append = Append(self.stream_id, records, self.version, command_id=msg.command_id)
+        if not records and not msg.given_id:  # nothing to store, no id to remember
+            return self._answer(msg, CommandResult(self.stream_id, self.version, 0, ()))
+        # Only a command id the caller chose is recorded: a generated one cannot come again.
+        command_id = msg.command_id if msg.given_id else None
+        append = Append(self.stream_id, records, self.version, command_id=command_id)
         self.pending = (msg, attempt)
-        self.host.journal.tell(AppendRequest(append, tuple(events), sender=self.actor_ref))
+        tell(self.host.journal, AppendRequest(append, tuple(events), sender=self.actor_ref))
 
     def _answer_handled_before(self, msg: Handle, done: CommandRecord) -> None:
         """The command id was stored: answer with the first result, store nothing."""
@@ -156,8 +160,6 @@ class AggregateActor(PooledActor):
             return self._handle(msg, attempt + 1)
         if outcome.error is not None:
             return self._answer(msg, error=outcome.error)
-        command = outcome.command
-        assert command is not None  # every aggregate append carries its command id
         try:
             if done.envelopes and done.envelopes[0].seq <= self.version:
                 self._catch_up()  # the command was handled before (another process?)
@@ -166,9 +168,12 @@ class AggregateActor(PooledActor):
                     self._apply(env)
         except Exception as e:
             return self._fail_and_rebuild(msg, e)
-        self._answer(
-            msg, CommandResult(self.stream_id, command.version, command.position, done.envelopes)
-        )
+        envs = done.envelopes
+        if outcome.command is not None:
+            version, position = outcome.command.version, outcome.command.position
+        else:
+            version, position = envs[-1].seq, envs[-1].position
+        self._answer(msg, CommandResult(self.stream_id, version, position, envs))
         self._maybe_snapshot()
 
     def _fail_and_rebuild(self, msg: Handle, error: Exception) -> None:

@@ -31,6 +31,17 @@ def current_dispatcher() -> Dispatcher | None:
     return getattr(_local, "dispatcher", None)
 
 
+_PYKKA_MESSAGES = frozenset(
+    {messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr}
+)
+
+
+def tell(ref: ActorRef[Any], message: Any) -> None:
+    """`ref.tell(message)` between reactor's own actors, without the liveness check: for
+    targets that outlive the sender's need (the journal, a waiting aggregate, the router)."""
+    ref.actor_inbox.put(PykkaEnvelope(message))
+
+
 class Dispatcher:
     """A pool of `workers` threads running the actors that have mail.
 
@@ -206,16 +217,17 @@ class PooledActor(pykka.Actor):
 
     def _turn(self) -> None:
         """Run on a worker: on_start first, then up to `throughput` messages."""
-        stopped = self.actor_stopped
+        stopped: _Stopped = self.actor_stopped  # type: ignore[assignment]
         if not self._began:
             self._began = True
             self._actor_loop_setup()
         inbox = self._mailbox._queue
+        handle = self._handle_envelope
         for _ in range(self.dispatcher.throughput):
-            if stopped.is_set() or not inbox:
+            if stopped._set or not inbox:
                 break
-            self._handle_envelope(inbox.popleft())
-        if stopped.is_set():
+            handle(inbox.popleft())
+        if stopped._set:
             self._actor_loop_teardown()
             self.dispatcher._stopped()
             return
@@ -224,6 +236,13 @@ class PooledActor(pykka.Actor):
             self._scheduled = again
         if again:
             self.dispatcher._submit(self)
+
+    def _handle_receive(self, message: Any) -> Any:
+        """pykka's own messages (stop, proxy calls) as pykka handles them; others straight
+        to `on_receive` (one set lookup instead of four isinstance checks per message)."""
+        if type(message) in _PYKKA_MESSAGES:
+            return super()._handle_receive(message)
+        return self.on_receive(message)
 
     def _handle_envelope(self, envelope: PykkaEnvelope[Any]) -> None:
         """One message, with the semantics of pykka's own actor loop."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher, PooledActor, tell
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
@@ -76,7 +76,7 @@ class JournalActor(PooledActor):
             log.error("%s: a commit of %d appends failed: %s", self, len(group), e)
             for r in group:
                 if isinstance(r, AppendRequest) and r.sender is not None:
-                    r.sender.tell(Appended(AppendOutcome(error=e), ()))
+                    tell(r.sender, Appended(AppendOutcome(error=e), ()))
                 elif r.reply is not None:
                     r.reply.fail(e)
             return
@@ -93,7 +93,7 @@ class JournalActor(PooledActor):
                 outcome, envelopes = AppendOutcome(error=e), ()
             fresh.extend(e for e in envelopes if e.position > self.published)
             if request.sender is not None:
-                request.sender.tell(Appended(outcome, envelopes))
+                tell(request.sender, Appended(outcome, envelopes))
             elif request.reply is not None:
                 if outcome.error is not None:
                     request.reply.fail(outcome.error)
@@ -101,16 +101,15 @@ class JournalActor(PooledActor):
                     request.reply.set(Appended(outcome, envelopes))
         if fresh:
             self.published = fresh[-1].position
-            self.router.tell(Publish(tuple(fresh)))
+            tell(self.router, Publish(tuple(fresh)))
 
     def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:
         """Envelopes of what was stored: the events as given, or decoded if it was there."""
-        given = {
-            r.event_id: (r, e) for r, e in zip(request.append.records, request.events, strict=True)
-        }
-        envelopes = []
-        for stored in outcome.events:
-            record, event = given.get(stored.event_id, (None, None))
-            same = record is not None and record.data == stored.data
-            envelopes.append(self.store.envelope(stored, event if same else None))
-        return tuple(envelopes)
+        envelope = self.store.envelope
+        records = request.append.records
+        if len(outcome.events) == len(records) and all(
+            s.event_id == r.event_id and s.data == r.data
+            for s, r in zip(outcome.events, records, strict=True)
+        ):  # appended now: the objects in hand are what was stored
+            return tuple(map(envelope, outcome.events, request.events))
+        return tuple(envelope(s) for s in outcome.events)  # stored before: decode

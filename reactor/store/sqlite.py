@@ -14,8 +14,6 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from reactor.errors import ReactorError, StorageError
 from reactor.store.base import (
     Append,
@@ -368,7 +366,10 @@ class _Batch:
         self.db.executemany(_SAVE_CHECKPOINT, self.checkpoints)
         self.db.executemany(
             "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
-            [attrs.astuple(self.commands[c]) for c in self.new_commands],
+            [
+                (c.command_id, c.stream_id, c.version, c.count, c.position)
+                for c in map(self.commands.__getitem__, self.new_commands)
+            ],
         )
         return outcomes
 
