@@ -208,25 +208,36 @@ def check_append(
     `stored` holds, for each record, the stored event with its event id (or None).
     Shared by the backends so they agree on every case.
     """
-    ids = [r.event_id for r in records]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DuplicateEventId(dup, stream_id, 0)
-    found = [s for s in stored if s is not None]
-    if found:
-        first = stored[0]
-        if (
-            len(found) == len(records)
-            and first is not None
-            and all(
-                s is not None and s.stream_id == stream_id and s.seq == first.seq + i
-                for i, s in enumerate(stored)
-            )
-            and (expected_version is None or first.seq == expected_version + 1)
-        ):
-            return list(found)
-        clash = found[0]
-        raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
+    if len(records) > 1:
+        ids = [r.event_id for r in records]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise DuplicateEventId(dup, stream_id, 0)
+    if any(s is not None for s in stored):
+        return _already_stored(stream_id, records, expected_version, stored)
     if expected_version is not None and expected_version != actual_version:
         raise ConcurrencyError(stream_id, expected_version, actual_version)
     return None
+
+
+def _already_stored(
+    stream_id: str,
+    records: Sequence[NewRecord],
+    expected_version: int | None,
+    stored: Sequence[StoredEvent | None],
+) -> list[StoredEvent]:
+    """Some event ids are stored: all of them at this place (idempotent), or a clash."""
+    found = [s for s in stored if s is not None]
+    first = stored[0]
+    if (
+        len(found) == len(records)
+        and first is not None
+        and all(
+            s is not None and s.stream_id == stream_id and s.seq == first.seq + i
+            for i, s in enumerate(stored)
+        )
+        and (expected_version is None or first.seq == expected_version + 1)
+    ):
+        return found
+    clash = found[0]
+    raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
