@@ -16,6 +16,7 @@ from reactor import (
     Runtime,
     RuntimeStopped,
     UnknownCommand,
+    applies,
 )
 from tests.bank import (
     Account,
@@ -236,3 +237,46 @@ def test_stop_leaves_no_thread_and_no_actor() -> None:
     rt.stop()
     assert all(f.get(5).version == 1 for f in futures)  # accepted work was finished
     assert set(threading.enumerate()) <= before
+
+
+def test_a_failing_applier_rebuilds_the_actor_from_the_journal() -> None:
+    """The events are durable when an applier raises: the caller gets the error, the actor
+    is rebuilt from the journal (where the applier now succeeds) and serves on."""
+    from tests.bank import Deposited as D
+
+    failures = {"left": 1}
+    original = Account._deposited
+
+    def flaky(self: Account, e: D) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("applier bug")
+        original(self, e)
+
+    class Flaky(Account, name="Flaky"):
+        @applies(D)
+        def _deposited(self, e: D) -> None:
+            flaky(self, e)
+
+    with Runtime("memory://") as rt:
+        rt.register(Flaky)
+        with pytest.raises(RuntimeError, match="applier bug"):
+            rt.send(Deposit("f1", 5))
+        assert [e.event for e in rt.read_stream("Flaky-f1")] == [D("f1", 5)]  # it was stored
+        assert rt.send(Withdraw("f1", 5)).version == 2  # rebuilt: the balance is 5
+
+
+def test_a_named_subscriber_resumes_after_its_checkpoint(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub.db'}"
+    seen: list[int] = []
+    with Runtime(url) as rt:
+        rt.register(Account)
+        rt.send(Deposit("a1", 1))  # before the subscriber's first start: not delivered
+        rt.subscribe(lambda e, env: seen.append(env.position), name="mailer")
+        rt.send(Deposit("a1", 2))
+    with Runtime(url) as rt:
+        rt.register(Account)
+        rt.send(Deposit("a1", 3))  # committed while the subscriber is not yet running
+        rt.subscribe(lambda e, env: seen.append(env.position), name="mailer")
+        rt.send(Deposit("a1", 4))
+    assert seen == [2, 3, 4]
