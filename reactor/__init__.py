@@ -20,6 +20,7 @@ from reactor.errors import (
     UnknownEventType,
 )
 from reactor.events import CommandResult, Envelope, NewEvent, command, event, upcaster
+from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime import Runtime
 from reactor.store import EventStore, open_store
@@ -31,6 +32,7 @@ __all__ = [
     "Codec",
     "CommandResult",
     "ConcurrencyError",
+    "DeadLetter",
     "DecodeError",
     "DuplicateEventId",
     "EncodeError",
@@ -42,6 +44,7 @@ __all__ = [
     "RegistrationError",
     "Registry",
     "Rejected",
+    "RetryPolicy",
     "Runtime",
     "RuntimeStopped",
     "StorageError",

@@ -14,6 +14,7 @@ import attrs
 
 from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.errors import RegistrationError
+from reactor.faults import RetryPolicy
 from reactor.registry import Registry, qualified_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,12 +134,14 @@ class Projection:
 
     `durable = True` saves state and checkpoint together in the store (every
     `checkpoint_every` events and at stop), so a restart resumes without replay; otherwise
-    the projection replays the journal at every start. Class-level annotations give
-    state attributes their types.
+    the projection replays the journal at every start. A handler that raises is retried
+    by `retry` (a RetryPolicy; default: the Runtime's), then dead-lettered. Class-level
+    annotations give state attributes their types.
     """
 
     durable: ClassVar[bool] = False
     checkpoint_every: ClassVar[int] = 100
+    retry: ClassVar[RetryPolicy | None] = None  # None: the Runtime's retry policy
     __reactor_name__: ClassVar[str] = "Projection"
 
     def __init_subclass__(cls, *, name: str | None = None, **kw: Any) -> None:
@@ -160,6 +163,7 @@ class Projection:
         )
         return ConsumerType(
             cls,
+            f"projection:{cls.__reactor_name__}",
             cls.__reactor_name__,
             handlers,
             frozenset(handlers),
@@ -167,4 +171,5 @@ class Projection:
             cls.checkpoint_every,
             _state_hints(cls),
             queries,
+            cls.retry,
         )

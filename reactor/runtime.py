@@ -24,6 +24,7 @@ from reactor.actors.messages import (
     Appended,
     AppendRequest,
     Barrier,
+    DeadLetterOrder,
     Handle,
     Query,
     Reply,
@@ -35,6 +36,7 @@ from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.domain import Aggregate, Projection
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped, UnknownCommand
 from reactor.events import CommandResult, Envelope, NewEvent, new_id
+from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry, qualified_name
 from reactor.store import EventStore, open_store
 from reactor.store.base import Append
@@ -48,7 +50,8 @@ class Runtime:
     Options: `registry` (default: the global one), `workers` (pool threads, default 2),
     `throughput` (messages per actor turn), `snapshot_every` (events; a class attribute
     wins), `idle_timeout` (seconds before an idle aggregate stops), `max_live` (aggregate
-    actors alive at once), `timeout` (default seconds for blocking calls).
+    actors alive at once), `timeout` (default seconds for blocking calls), `retry` (the
+    RetryPolicy of projections and subscribers that declare none).
     Use it as a context manager, or call `start()` and `stop()`.
     """
 
@@ -64,6 +67,7 @@ class Runtime:
         max_live: int | None = None,
         timeout: float = 30.0,
         subscriber_workers: int = 2,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url
         self.registry = registry if registry is not None else default_registry
@@ -75,11 +79,13 @@ class Runtime:
         )
         self.timeout = timeout
         self.subscriber_workers = subscriber_workers
+        self.retry = retry if retry is not None else RetryPolicy()
         self._lock = threading.RLock()
         self._state = "new"  # new -> running -> stopping -> stopped
         self._commands: dict[type, AggregateType] = {}
         self._projections: dict[type, ConsumerType] = {}
-        self._consumers: dict[str, ActorRef[Any]] = {}
+        self._consumers: dict[str, ActorRef[Any]] = {}  # by checkpoint name
+        self._handlers: dict[str, ActorRef[Any]] = {}  # by label (as dead letters name them)
         self._query_refs: dict[type, ActorRef[Any]] = {}
 
     def __repr__(self) -> str:
@@ -154,6 +160,7 @@ class Runtime:
                 dispatcher.shutdown(timeout)
             self.store.close()
             self._consumers.clear()
+            self._handlers.clear()
             self._query_refs.clear()
             self._state = "stopped"
 
@@ -214,16 +221,32 @@ class Runtime:
             self._commands[command_type] = spec
 
     def _start_projection(self, spec: ConsumerType) -> None:
+        self._start_consumer(self._pool, spec, spec.cls(), 0, False)
+
+    def _start_consumer(
+        self,
+        dispatcher: Dispatcher,
+        spec: ConsumerType,
+        instance: Any,
+        start_at: int,
+        checkpoints: bool,
+    ) -> ActorRef[Any]:
         ref = ConsumerActor.start(
-            self._pool,
+            dispatcher,
             spec,
-            spec.cls(),
+            instance,
             self.store,
             self._router,
             self._journal,
+            self._timers,
+            self.retry,
+            start_at=start_at,
+            checkpoints=checkpoints,
         )
-        self._consumers[f"projection:{spec.name}"] = ref
+        self._consumers[spec.name] = ref
+        self._handlers[spec.label] = ref
         self._query_refs[spec.cls] = ref
+        return ref
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -349,18 +372,20 @@ class Runtime:
         types: Collection[type | str] | None = None,
         name: str | None = None,
         from_position: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> str:
         """Call `fn(event, envelope)` for every committed event of `types` (None: all).
 
         With a `name` the position is checkpointed: the first start begins at the current
         head (or `from_position`), a restart resumes after the checkpoint; delivery is at
         least once (dedupe on `envelope.event_id`). `fn` runs on a subscriber thread, where
-        `rt.send` is allowed. Returns the subscription's name.
+        `rt.send` is allowed. A raise is retried by `retry` (default: the Runtime's), then
+        dead-lettered under the subscriber's name. Returns that name.
         """
         self._running()
         names = None if types is None else frozenset(self.registry.type_names(types))
-        sub_name = f"subscriber:{name or getattr(fn, '__qualname__', 'fn') + ':' + new_id()}"
-        if sub_name in self._consumers:
+        label = name or f"{getattr(fn, '__qualname__', 'subscriber')}-{new_id()}"
+        if f"subscriber:{label}" in self._consumers:
             raise RegistrationError(f"a subscriber named {name!r} is already running")
 
         def call(_instance: None, event: Any, env: Envelope) -> None:
@@ -368,26 +393,64 @@ class Runtime:
 
         spec = ConsumerType(
             type(fn),
-            sub_name,
+            f"subscriber:{label}",
+            label,
             {t: call for t in names} if names is not None else {"*": call},
             names,
             False,
             1,
             {},
             frozenset(),
+            retry,
         )
         start = self.store.last_position() if from_position is None else from_position
-        self._consumers[sub_name] = ConsumerActor.start(
-            self._blocking,
-            spec,
-            None,
-            self.store,
-            self._router,
-            self._journal,
-            start_at=start,
-            checkpoints=name is not None,
-        )
-        return sub_name
+        self._start_consumer(self._blocking, spec, None, start, name is not None)
+        return label
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetter]:
+        """The events handlers gave up on (of one handler: a projection class name or a
+        subscriber name), oldest first; each counts the events parked behind it."""
+        self._running()
+        self._sync(self._journal, self.timeout)  # dead letters told to it before now are saved
+        letters = []
+        for d in self.store.storage.dead_letters(handler):
+            stored = next(self.store.storage.read_all(d.position - 1, limit=1), None)
+            if stored is None or stored.position != d.position:
+                continue
+            envelope = self.store.envelope(stored)
+            letters.append(
+                DeadLetter(d.id, d.handler, envelope, d.error, d.attempts, len(d.parked))
+            )
+        return letters
+
+    def redrive(self, letter_id: str, *, timeout: float | None = None) -> int:
+        """Deliver a dead letter's event to its handler again, then the events parked behind
+        it, in order; returns how many were delivered. If one fails again it stays (the
+        attempt counted) and its error is raised here."""
+        return self._order(letter_id, "redrive", timeout)
+
+    def discard(self, letter_id: str, *, timeout: float | None = None) -> int:
+        """Drop a dead letter and deliver the events parked behind it, in order."""
+        return self._order(letter_id, "discard", timeout)
+
+    def _order(self, letter_id: str, order: str, timeout: float | None) -> int:
+        self._running()
+        self._sync(self._journal, self.timeout)
+        letter = next((d for d in self.store.storage.dead_letters() if d.id == letter_id), None)
+        if letter is None:
+            raise ReactorError(f"no dead letter {letter_id!r} in {self.store.storage.url}")
+        ref = self._handlers.get(letter.handler)
+        if ref is None:
+            raise ReactorError(
+                f"dead letter {letter_id!r} belongs to {letter.handler!r}, which is not running "
+                "here: register it (or subscribe it by that name) first"
+            )
+        reply = Reply()
+        ref.tell(DeadLetterOrder(letter_id, order, reply))
+        delivered: int = reply.get(self.timeout if timeout is None else timeout)
+        return delivered
 
 
 class _QueryProxy:
@@ -408,9 +471,8 @@ class _QueryProxy:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._rt._running()
             reply = Reply()
-            self._rt._router.tell(
-                Barrier(self._after, self._ref, Query(method, args, kwargs, reply))
-            )
+            query = Query(method, args, kwargs, reply, self._after)
+            self._rt._router.tell(Barrier(self._after, self._ref, query))
             return reply.get(self._timeout)
 
         return call

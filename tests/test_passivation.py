@@ -5,22 +5,10 @@ comes back with its state."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 from reactor import Runtime
 from tests.bank import Account, Balances, Deposit, Withdraw
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll `condition` until true or `timeout` (the runtime offers no event for it)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.01)
-    return True
+from tests.helpers import wait_for
 
 
 def test_max_live_bounds_actors_and_threads() -> None:

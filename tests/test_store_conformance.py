@@ -10,6 +10,7 @@ from reactor.store import (
     Append,
     Checkpoint,
     CommandRecord,
+    DeadLetterRecord,
     NewRecord,
     Snapshot,
     Storage,
@@ -252,3 +253,19 @@ def test_a_command_id_twice_in_one_batch(storage: Storage) -> None:
         ]
     )
     assert [ids(o.events) for o in out] == [["a1"], ["a1"]] and storage.last_position() == 1
+
+
+def test_dead_letters_are_kept_replaced_and_deleted(storage: Storage) -> None:
+    a = DeadLetterRecord("d1", "Balances", 7, "A", "ValueError: boom", 5, (9, 12))
+    b = DeadLetterRecord("d2", "mailer", 3, "B", "KeyError: 'x'", 1)
+    storage.save_dead_letter(a)
+    storage.save_dead_letter(b)
+    assert storage.dead_letters() == [b, a]
+    assert storage.dead_letters("Balances") == [a]
+    redrive = DeadLetterRecord(
+        "d1", "Balances", 7, "A", "ValueError: boom", 5, (9, 12, 15), "redrive"
+    )
+    storage.save_dead_letter(redrive)
+    assert storage.dead_letters("Balances") == [redrive]
+    assert storage.delete_dead_letter("d1") and not storage.delete_dead_letter("d1")
+    assert storage.dead_letters() == [b]

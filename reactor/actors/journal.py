@@ -16,8 +16,10 @@ from reactor.actors.dispatch import Dispatcher, PooledActor, tell
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
+    DropDeadLetter,
     Publish,
     SaveCheckpoint,
+    SaveDeadLetter,
     SaveSnapshot,
     Sync,
 )
@@ -48,6 +50,10 @@ class JournalActor(PooledActor):
             self._commit(self._drain(message))
         elif isinstance(message, SaveSnapshot):
             self.store.storage.save_snapshot(message.snapshot)
+        elif isinstance(message, SaveDeadLetter):
+            self.store.storage.save_dead_letter(message.letter)
+        elif isinstance(message, DropDeadLetter):
+            self.store.storage.delete_dead_letter(message.letter_id)
         elif isinstance(message, Sync):
             message.reply.set(self.published)
         else:

@@ -15,7 +15,7 @@ from pykka import ActorRef
 
 from reactor.errors import Timeout
 from reactor.events import Envelope
-from reactor.store.base import Append, AppendOutcome, Checkpoint, Snapshot
+from reactor.store.base import Append, AppendOutcome, Checkpoint, DeadLetterRecord, Snapshot
 
 
 class Reply:
@@ -172,12 +172,44 @@ class Barrier:
 
 @attrs.frozen
 class Query:
-    """To a projection: call its public method `method` and answer `reply`."""
+    """To a projection: call its public method `method` and answer `reply`, once nothing
+    at or below position `after` is waiting for a retry."""
 
     method: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     reply: Reply
+    after: int = 0
+
+
+@attrs.frozen
+class RetryDue:
+    """From the scheduler to a consumer: try the head event of `stream_id` again."""
+
+    stream_id: str
+
+
+@attrs.frozen
+class DeadLetterOrder:
+    """To a consumer: "redrive" or "discard" its dead letter `letter_id`; answer `reply`."""
+
+    letter_id: str
+    order: str
+    reply: Reply
+
+
+@attrs.frozen
+class SaveDeadLetter:
+    """To the journal: save (replace) a dead letter."""
+
+    letter: DeadLetterRecord
+
+
+@attrs.frozen
+class DropDeadLetter:
+    """To the journal: delete a dead letter."""
+
+    letter_id: str
 
 
 @attrs.frozen

@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from reactor.faults import RetryPolicy
+
 
 @attrs.frozen
 class AggregateType:
@@ -36,10 +38,12 @@ class ConsumerType:
     """
 
     cls: type
-    name: str
+    name: str  # the checkpoint's name: "projection:<label>" or "subscriber:<label>"
+    label: str  # the class name or subscriber name, as dead letters show it
     handlers: Mapping[str, Callable[[Any, Any, Any], None]]
     types: frozenset[str] | None
     durable: bool
     checkpoint_every: int
     state_hints: Mapping[str, Any]
     queries: frozenset[str]
+    retry: RetryPolicy | None = None  # None: the runtime's default

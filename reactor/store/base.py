@@ -81,6 +81,25 @@ class CommandRecord:
 
 
 @attrs.frozen
+class DeadLetterRecord:
+    """An event a handler gave up on, and the positions of the later events of the same
+    stream parked behind it for that handler (sequenced dead letters).
+
+    `request` is "" or an operator's order the handler carries out when it runs:
+    "redrive" (deliver it, then what waits) or "discard" (drop it, deliver what waits).
+    """
+
+    id: str
+    handler: str
+    position: int
+    stream_id: str
+    error: str
+    attempts: int
+    parked: tuple[int, ...] = ()
+    request: str = ""
+
+
+@attrs.frozen
 class StreamInfo:
     """One stream in `streams()`: its id, version (last seq) and last global position."""
 
@@ -176,6 +195,18 @@ class Storage(Protocol):
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` as the stream's latest, replacing an older one."""
+        ...
+
+    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
+        """Save (replace) a dead letter by id."""
+        ...
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        """Forget a dead letter; False if there was none with this id."""
+        ...
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
+        """Dead letters (of one handler), oldest position first."""
         ...
 
     def load_snapshot(self, stream_id: str) -> Snapshot | None:

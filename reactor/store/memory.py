@@ -15,6 +15,7 @@ from reactor.store.base import (
     AppendOutcome,
     Checkpoint,
     CommandRecord,
+    DeadLetterRecord,
     NewRecord,
     Snapshot,
     StoredEvent,
@@ -37,6 +38,7 @@ class MemoryStorage:
         self._snapshots: dict[str, Snapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._commands: dict[str, CommandRecord] = {}
+        self._dead: dict[str, DeadLetterRecord] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -168,6 +170,22 @@ class MemoryStorage:
         with self._lock:
             self._check_open()
             return self._snapshots.get(stream_id)
+
+    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
+        with self._lock:
+            self._check_open()
+            self._dead[letter.id] = letter
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._dead.pop(letter_id, None) is not None
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
+        with self._lock:
+            self._check_open()
+            found = [d for d in self._dead.values() if handler is None or d.handler == handler]
+        return sorted(found, key=lambda d: (d.position, d.handler))
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._lock:

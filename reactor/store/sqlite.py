@@ -7,6 +7,7 @@ one reader connection per thread, lazy reads in pages. `synchronous` is FULL by 
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from reactor.store.base import (
     AppendOutcome,
     Checkpoint,
     CommandRecord,
+    DeadLetterRecord,
     NewRecord,
     Snapshot,
     StoredEvent,
@@ -60,6 +62,11 @@ CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,
     count INTEGER NOT NULL, position INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY, handler TEXT NOT NULL, position INTEGER NOT NULL,
+    stream TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    parked TEXT NOT NULL, request TEXT NOT NULL
+);
 INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
 INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
 """
@@ -294,6 +301,36 @@ class SQLiteStorage:
             "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = ?", (stream_id,)
         )
         return Snapshot(*rows[0]) if rows else None
+
+    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    letter.id,
+                    letter.handler,
+                    letter.position,
+                    letter.stream_id,
+                    letter.error,
+                    letter.attempts,
+                    json.dumps(letter.parked),
+                    letter.request,
+                ),
+            )
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        with self._transaction() as db:
+            db.execute("BEGIN IMMEDIATE")
+            return db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)).rowcount > 0
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
+        where, params = ("WHERE handler = ?", (handler,)) if handler is not None else ("", ())
+        rows = self._query(f"SELECT * FROM dead_letters {where} ORDER BY position, handler", params)
+        return [
+            DeadLetterRecord(i, h, p, s, e, a, tuple(json.loads(parked)), r)
+            for i, h, p, s, e, a, parked, r in rows
+        ]
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:

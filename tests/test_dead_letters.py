@@ -1,0 +1,165 @@
+"""Retries and sequenced dead letters: a poison event is retried, dead-lettered and its
+stream parked while other streams go on; redrive and discard release what waited;
+transient failures apply once; dead letters survive a restart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactor import DeadLetter, Envelope, Projection, RetryPolicy, Runtime, on
+from tests.bank import Account, Deposit, Deposited
+from tests.helpers import wait_for
+
+FAST = RetryPolicy(max_attempts=3, first_delay=0.001, max_delay=0.005, jitter=0.0)
+
+
+class Ledger(Projection):
+    """Fails on amounts listed in `poison` (a class-level switch the tests flip)."""
+
+    retry = FAST
+    poison: set[int] = set()
+    flaky: dict[int, int] = {}  # amount -> failures left
+    attempts: dict[int, int] = {}
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    @on(Deposited)
+    def _deposited(self, e: Deposited, env: Envelope) -> None:
+        Ledger.attempts[e.amount] = Ledger.attempts.get(e.amount, 0) + 1
+        if e.amount in Ledger.poison:
+            raise ValueError(f"cannot book {e.amount}")
+        if Ledger.flaky.get(e.amount, 0) > 0:
+            Ledger.flaky[e.amount] -= 1
+            raise ConnectionError("the ledger service blinked")
+        self.seen.append((e.account_id, e.amount))
+
+    def booked(self) -> list[tuple[str, int]]:
+        return list(self.seen)
+
+
+@pytest.fixture(autouse=True)
+def reset() -> None:
+    Ledger.poison, Ledger.flaky, Ledger.attempts = set(), {}, {}
+
+
+def test_a_poison_event_parks_its_stream_only() -> None:
+    Ledger.poison = {13}
+    with Runtime("memory://") as rt:
+        rt.register(Account, Ledger)
+        for account, amount in [("a", 1), ("a", 13), ("b", 2), ("a", 3), ("b", 4), ("a", 5)]:
+            last = rt.send(Deposit(account, amount)).position
+        booked = rt.query(Ledger, after=last).booked()
+        assert booked == [("a", 1), ("b", 2), ("b", 4)]  # a's later events wait behind 13
+        (letter,) = rt.dead_letters()
+        assert isinstance(letter, DeadLetter)
+        assert (letter.handler, letter.attempts, letter.waiting) == ("Ledger", 3, 2)
+        assert letter.error == "ValueError: cannot book 13"
+        assert letter.envelope.event == Deposited("a", 13) and letter.envelope.position == 2
+        assert Ledger.attempts[13] == 3
+
+        with pytest.raises(ValueError, match="cannot book 13"):  # still broken: it stays
+            rt.redrive(letter.id)
+        (again,) = rt.dead_letters()
+        assert (again.id, again.attempts, again.waiting) == (letter.id, 4, 2)
+
+        Ledger.poison = set()  # the fix is deployed
+        assert rt.redrive(letter.id) == 3
+        assert rt.dead_letters() == []
+        rt.send(Deposit("a", 7))
+        assert rt.query(Ledger, after=last + 1).booked() == [
+            ("a", 1),
+            ("b", 2),
+            ("b", 4),
+            ("a", 13),
+            ("a", 3),
+            ("a", 5),
+            ("a", 7),
+        ]
+
+
+def test_discard_drops_it_and_releases_what_waited() -> None:
+    Ledger.poison = {13}
+    with Runtime("memory://") as rt:
+        rt.register(Account, Ledger)
+        for amount in (13, 2, 3):
+            last = rt.send(Deposit("a", amount)).position
+        assert rt.query(Ledger, after=last).booked() == []  # waits for the retries
+        (letter,) = rt.dead_letters("Ledger")
+        assert rt.discard(letter.id) == 2
+        assert rt.query(Ledger, after=last).booked() == [("a", 2), ("a", 3)]
+        assert rt.dead_letters() == []
+
+
+def test_transient_failures_apply_once() -> None:
+    Ledger.flaky = {5: 2}  # fails twice, then succeeds
+    with Runtime("memory://") as rt:
+        rt.register(Account, Ledger)
+        for amount in (5, 6):
+            last = rt.send(Deposit("a", amount)).position
+        assert rt.query(Ledger, after=last).booked() == [("a", 5), ("a", 6)]
+        assert Ledger.attempts[5] == 3 and Ledger.attempts[6] == 1
+        assert rt.dead_letters() == []
+
+
+def test_a_query_waits_for_events_being_retried() -> None:
+    slow = RetryPolicy(max_attempts=2, first_delay=0.2, max_delay=0.2, jitter=0.0)
+
+    class Slow(Ledger):
+        retry = slow
+
+    Ledger.flaky = {9: 1}
+    with Runtime("memory://") as rt:
+        rt.register(Account, Slow)
+        last = rt.send(Deposit("a", 9)).position
+        assert rt.query(Slow, after=last).booked() == [("a", 9)]  # not before the retry
+
+
+def test_dead_letters_survive_a_restart_and_replay_skips_them(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dlq.db'}"
+    Ledger.poison = {13}
+    with Runtime(url) as rt:
+        rt.register(Account, Ledger)
+        for amount in (1, 13, 2):
+            last = rt.send(Deposit("a", amount)).position
+        rt.query(Ledger, after=last).booked()
+        (letter,) = rt.dead_letters()
+    Ledger.attempts = {}
+    with Runtime(url) as rt:
+        rt.register(Account, Ledger)  # replays from the start (not durable)
+        last = rt.send(Deposit("a", 4)).position
+        assert rt.query(Ledger, after=last).booked() == [("a", 1)]  # 2 and 4 still parked
+        assert Ledger.attempts.get(13) is None  # not retried on replay
+        (same,) = rt.dead_letters()
+        assert (same.id, same.waiting) == (letter.id, 2)
+        Ledger.poison = set()
+        rt.redrive(letter.id)
+        assert rt.query(Ledger, after=last).booked() == [("a", 1), ("a", 13), ("a", 2), ("a", 4)]
+
+
+def test_a_failing_subscriber_is_retried_then_dead_lettered() -> None:
+    calls: list[int] = []
+    done = threading.Event()
+
+    def mailer(event: Deposited, env: Any) -> None:
+        calls.append(event.amount)
+        if event.amount == 2:
+            raise RuntimeError("smtp down")
+        if event.amount == 3:
+            done.set()
+
+    with Runtime("memory://") as rt:
+        rt.register(Account)
+        rt.subscribe(mailer, types=[Deposited], name="mailer", retry=FAST)
+        for amount in (1, 2):
+            rt.send(Deposit("a", amount))
+        rt.send(Deposit("b", 3))  # another stream goes on
+        assert done.wait(10)
+        assert wait_for(lambda: rt.dead_letters("mailer"))
+        (letter,) = rt.dead_letters("mailer")
+        assert letter.attempts == 3 and letter.error == "RuntimeError: smtp down"
+        assert calls.count(2) == 3 and 3 in calls
