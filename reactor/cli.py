@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
+
 import reactor
 from reactor.errors import ReactorError
-from reactor.store import Storage, StoredEvent, open_storage
+from reactor.store import DeadLetterRecord, Storage, StoredEvent, open_storage
 
 DATA_WIDTH = 60
 
@@ -41,18 +43,33 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reactor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"reactor {reactor.__version__}")
     commands = parser.add_subparsers(title="commands")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", required=True, metavar="URL", help="e.g. sqlite:///bank.db")
+    shown = argparse.ArgumentParser(add_help=False)
+    shown.add_argument("--full", action="store_true", help="print data uncut")
 
     demo = commands.add_parser("demo", help="run a demo: " + ", ".join(_demos()))
     demo.add_argument("name", choices=sorted(_demos()))
     demo.add_argument("args", nargs=argparse.REMAINDER, help="the demo's own options")
     demo.set_defaults(run=_demo)
 
+    dlq = commands.add_parser("dlq", help="dead letters: events handlers gave up on")
+    dlq_commands = dlq.add_subparsers(title="dlq commands", required=True)
+    dlq_list = dlq_commands.add_parser("list", parents=[store], help="every dead letter")
+    dlq_list.add_argument("--handler", help="only this projection or subscriber")
+    dlq_list.set_defaults(run=_dlq_list)
+    for name, help_text in (
+        ("show", "one dead letter, with its event and what waits behind it"),
+        ("redrive", "order its handler to deliver it again, then what waits"),
+        ("discard", "order its handler to drop it and deliver what waits"),
+    ):
+        parents = [store, shown] if name == "show" else [store]
+        sub = dlq_commands.add_parser(name, parents=parents, help=help_text)
+        sub.add_argument("id")
+        sub.set_defaults(run=_dlq_show if name == "show" else _dlq_order, order=name)
+
     journal = commands.add_parser("journal", help="look inside a journal")
     journal_commands = journal.add_subparsers(title="journal commands", required=True)
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--store", required=True, metavar="URL", help="e.g. sqlite:///bank.db")
-    shown = argparse.ArgumentParser(add_help=False)
-    shown.add_argument("--full", action="store_true", help="print data uncut")
 
     info = journal_commands.add_parser("info", parents=[store], help="counts and positions")
     info.set_defaults(run=_info)
@@ -133,6 +150,71 @@ def _tail(args: argparse.Namespace) -> None:
     storage = _open(args)
     try:
         _print_events(storage.read_all(args.after, args.types, args.limit), args.full)
+    finally:
+        storage.close()
+
+
+def _dlq_list(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        rows = [
+            (
+                d.id,
+                d.handler,
+                str(d.position),
+                d.stream_id,
+                str(d.attempts),
+                str(len(d.parked)),
+                d.request or "-",
+                d.error,
+            )
+            for d in storage.dead_letters(args.handler)
+        ]
+        headers = ("id", "handler", "position", "stream", "attempts", "waiting", "order", "error")
+        _print_table(headers, rows)
+    finally:
+        storage.close()
+
+
+def _letter(storage: Storage, letter_id: str) -> DeadLetterRecord:
+    for d in storage.dead_letters():
+        if d.id == letter_id:
+            return d
+    raise ReactorError(f"no dead letter {letter_id!r} in {storage.url}")
+
+
+def _dlq_show(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        d = _letter(storage, args.id)
+        facts = [
+            ("id", d.id),
+            ("handler", d.handler),
+            ("stream", d.stream_id),
+            ("error", d.error),
+            ("attempts", str(d.attempts)),
+            ("order", d.request or "-"),
+        ]
+        _print_table(("", ""), facts, header=False)
+        print()
+        wanted = {d.position, *d.parked}
+        events = [
+            e for p in sorted(wanted) for e in storage.read_all(p - 1, limit=1) if e.position == p
+        ]
+        _print_events(events, args.full)
+    finally:
+        storage.close()
+
+
+def _dlq_order(args: argparse.Namespace) -> None:
+    storage = _open(args)
+    try:
+        d = _letter(storage, args.id)
+        storage.save_dead_letter(attrs.evolve(d, request=args.order))
+        print(
+            f"{args.order} ordered for dead letter {d.id} ({d.handler}, position {d.position}, "
+            f"{len(d.parked)} waiting): {d.handler} carries it out when it next runs"
+        )
     finally:
         storage.close()
 

@@ -163,3 +163,51 @@ def test_a_failing_subscriber_is_retried_then_dead_lettered() -> None:
         (letter,) = rt.dead_letters("mailer")
         assert letter.attempts == 3 and letter.error == "RuntimeError: smtp down"
         assert calls.count(2) == 3 and 3 in calls
+
+
+def test_the_dlq_command_lists_shows_and_orders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`reactor dlq` works on the file alone; a redrive it orders is carried out by the
+    handler when the runtime next starts."""
+    from reactor.cli import main
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    Ledger.poison = {13}
+    with Runtime(url) as rt:
+        rt.register(Account, Ledger)
+        for amount in (13, 2):
+            last = rt.send(Deposit("a", amount)).position
+        rt.query(Ledger, after=last).booked()
+        (letter,) = rt.dead_letters()
+    assert main(["dlq", "list", "--store", url]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split() == [
+        "id",
+        "handler",
+        "position",
+        "stream",
+        "attempts",
+        "waiting",
+        "order",
+        "error",
+    ]
+    assert listed[1].split()[:7] == [letter.id, "Ledger", "1", "Account-a", "3", "1", "-"]
+    assert listed[1].endswith("ValueError: cannot book 13")
+    assert main(["dlq", "show", letter.id, "--store", url]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        "error     ValueError: cannot book 13" in shown
+        and '"amount":13' in shown
+        and '"amount":2' in shown
+    )
+    assert main(["dlq", "redrive", letter.id, "--store", url]) == 0
+    assert "redrive ordered for dead letter" in capsys.readouterr().out
+    assert main(["dlq", "discard", "nope", "--store", url]) == 2
+    assert "no dead letter 'nope'" in capsys.readouterr().err
+
+    Ledger.poison = set()
+    with Runtime(url) as rt:
+        rt.register(Account, Ledger)
+        assert rt.query(Ledger, after=last).booked() == [("a", 13), ("a", 2)]
+        assert wait_for(lambda: rt.dead_letters() == [])

@@ -117,13 +117,13 @@ class ConsumerActor(PooledActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Subscribed):
             self._catch_up()
+            for letter in list(self.dead.values()):  # orders an operator left in the store
+                if letter.request:
+                    self._carry_out(letter, letter.request, None)
             self.live = True
             stashed, self.stash = self.stash, []
             for m in stashed:
                 self._handle(m)
-            for letter in list(self.dead.values()):  # orders an operator left in the store
-                if letter.request:
-                    self._carry_out(letter, letter.request, None)
         elif not self.live:
             self.stash.append(message)
         else:
