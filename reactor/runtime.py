@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
+import pykka
 from pykka import ActorRef
 
 from reactor.actors.aggregate import AggregateHost
@@ -33,6 +34,7 @@ from reactor.actors.messages import (
 from reactor.actors.router import RouterActor
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.specs import AggregateType, ConsumerType
+from reactor.actors.supervisor import Strategy, SupervisorActor
 from reactor.domain import Aggregate, Projection
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped, UnknownCommand
 from reactor.events import CommandResult, Envelope, NewEvent, new_id
@@ -82,6 +84,7 @@ class Runtime:
         self.retry = retry if retry is not None else RetryPolicy()
         self._lock = threading.RLock()
         self._state = "new"  # new -> running -> stopping -> stopped
+        self.failure: str | None = None  # why the root supervisor gave up, if it did
         self._commands: dict[type, AggregateType] = {}
         self._projections: dict[type, ConsumerType] = {}
         self._consumers: dict[str, ActorRef[Any]] = {}  # by checkpoint name
@@ -114,21 +117,58 @@ class Runtime:
                 self.subscriber_workers, 1, "reactor-subscribers", may_block=True
             )
             self._timers = Scheduler()
-            self._router = RouterActor.start(self._pool, self.store.last_position())
-            self._journal = JournalActor.start(self._io, self.store, self._router)
-            self._host = AggregateHost(
-                self._pool,
-                self.store,
-                self._journal,
-                max_live=self.max_live,
-                idle_timeout=self.idle_timeout,
-            )
+            self._build_tree()
             self._state = "running"
             for spec in self._projections.values():
                 self._start_projection(spec)
             if self.idle_timeout is not None:
                 self._sweep()
         return self
+
+    def _build_tree(self) -> None:
+        """root (rest-for-one) -> journal, router, projections, subscribers, aggregates.
+
+        A journal or router restart restarts every consumer after it, which then catches
+        up from the store: nothing routed half-way is missed.
+        """
+
+        def supervisor(name: str, strategy: Strategy, **kw: Any) -> SupervisorActor:
+            ref = SupervisorActor.start(self._pool, name, self._timers, strategy=strategy, **kw)
+            actor: SupervisorActor = ref._actor_weakref()  # type: ignore[assignment]
+            return actor
+
+        self._root = supervisor("root", Strategy.REST_FOR_ONE, give_up=self._give_up)
+        router = RouterActor(self._pool, self.store.last_position())
+        journal = JournalActor(self._io, self.store, router.actor_ref)
+        self._projections_sup = supervisor("projections", Strategy.ONE_FOR_ONE)
+        self._subscribers_sup = supervisor("subscribers", Strategy.ONE_FOR_ONE)
+        self._aggregates_sup = supervisor("aggregates", Strategy.ONE_FOR_ONE, max_restarts=100)
+        for child in (
+            journal,
+            router,
+            self._projections_sup,
+            self._subscribers_sup,
+            self._aggregates_sup,
+        ):
+            self._root.adopt(child)
+        for actor in (router, journal):
+            pykka.ActorRegistry.register(actor.actor_ref)
+            actor._start_actor_loop()
+        self._router, self._journal = router.actor_ref, journal.actor_ref
+        self._host = AggregateHost(
+            self._pool,
+            self.store,
+            self._journal,
+            max_live=self.max_live,
+            idle_timeout=self.idle_timeout,
+            supervisor=self._aggregates_sup,
+        )
+
+    def _give_up(self, reason: str) -> None:
+        """The root supervisor's restart intensity was exceeded: stop cleanly, say why."""
+        log.critical("%r gives up and stops: %s", self, reason)
+        self.failure = reason
+        threading.Thread(target=self.stop, name="reactor-give-up", daemon=True).start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Refuse new work, let what was accepted finish, save checkpoints, stop everything.
@@ -144,7 +184,13 @@ class Runtime:
                 return
             self._state = "stopping"
         try:
-            self._timers.stop()
+            for sup in (
+                self._root,
+                self._projections_sup,
+                self._subscribers_sup,
+                self._aggregates_sup,
+            ):
+                sup.actor_ref.stop(block=True, timeout=timeout)  # no restarts while stopping
             self._host.stop_all()
             if not self._host.wait_stopped(timeout):
                 log.warning("%r: aggregates still busy after %.1fs", self, timeout)
@@ -156,6 +202,7 @@ class Runtime:
             self._router.stop(block=True, timeout=timeout)
             self._journal.stop(block=True, timeout=timeout)
         finally:
+            self._timers.stop()
             for dispatcher in (self._blocking, self._pool, self._io):
                 dispatcher.shutdown(timeout)
             self.store.close()
@@ -180,6 +227,8 @@ class Runtime:
 
     def _sweep(self) -> None:
         assert self.idle_timeout is not None
+        if self._state != "running":
+            return
         self._host.sweep()
         self._timers.schedule(self.idle_timeout / 2, self._sweep)
 
@@ -231,7 +280,10 @@ class Runtime:
         start_at: int,
         checkpoints: bool,
     ) -> ActorRef[Any]:
-        ref = ConsumerActor.start(
+        sup = (
+            self._projections_sup if spec.name.startswith("projection:") else self._subscribers_sup
+        )
+        actor = ConsumerActor(
             dispatcher,
             spec,
             instance,
@@ -243,6 +295,10 @@ class Runtime:
             start_at=start_at,
             checkpoints=checkpoints,
         )
+        sup.adopt(actor)
+        ref = actor.actor_ref
+        pykka.ActorRegistry.register(ref)
+        actor._start_actor_loop()
         self._consumers[spec.name] = ref
         self._handlers[spec.label] = ref
         self._query_refs[spec.cls] = ref

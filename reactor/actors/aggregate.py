@@ -66,6 +66,20 @@ class AggregateActor(PooledActor):
     def on_stop(self) -> None:
         self.host._actor_stopped()
 
+    def on_failed(self, error: BaseException) -> None:
+        """Answer the command that was being handled (or awaited) with the error."""
+        if self.pending is not None:
+            self._answer(self.pending[0], error=error)
+            self.pending = None
+        if isinstance(self._current, Handle) and self._current.reply.done() is False:
+            self._answer(self._current, error=error)
+
+    def on_restart(self) -> None:
+        """Rebuild from the journal, then handle what waited."""
+        self.on_start()
+        while self.stash and self.pending is None and not self.actor_stopped.is_set():
+            self._receive(self.stash.popleft())
+
     def _actor_loop_teardown(self) -> None:
         """No command is dropped silently: any still queued is answered with an error."""
         left = [e.message for e in self._mailbox._queue] + list(self.stash)
@@ -229,9 +243,11 @@ class AggregateHost:
         *,
         max_live: int | None = None,
         idle_timeout: float | None = None,
+        supervisor: Any = None,
     ) -> None:
         self.dispatcher, self.store, self.journal = dispatcher, store, journal
         self.max_live, self.idle_timeout = max_live, idle_timeout
+        self.supervisor: Any = supervisor
         self._lock = threading.Lock()
         self._all_stopped = threading.Condition(self._lock)
         self._alive = 0  # actors started and not yet stopped (passivated ones included)
@@ -250,6 +266,8 @@ class AggregateHost:
             actor = self._live.get(stream_id)
             if actor is None:
                 actor = AggregateActor(self.dispatcher, self, spec, stream_id)
+                if self.supervisor is not None:
+                    self.supervisor.adopt(actor, static=False)
                 self._live[stream_id] = actor
                 self.started += 1
                 self._alive += 1

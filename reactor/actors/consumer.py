@@ -77,6 +77,7 @@ class ConsumerActor(PooledActor):
         self.spec, self.instance, self.store = spec, instance, store
         self.router, self.journal, self.timers = router, journal, timers
         self.retry = spec.retry or retry
+        self.start_at = start_at
         self.position = start_at  # every event up to here is handled, retrying or parked
         self.checkpoints = checkpoints or spec.durable
         self.unsaved = 0  # events handled since the last checkpoint
@@ -104,6 +105,18 @@ class ConsumerActor(PooledActor):
                     vars(self.instance).update(state)
         self.dead = {d.stream_id: d for d in self.store.storage.dead_letters(self.spec.label)}
         self.router.tell(Subscribe(self.actor_ref, self.spec.types))
+
+    def on_failed(self, error: BaseException) -> None:
+        if isinstance(self._current, Query):
+            self._current.reply.fail(error)
+
+    def on_restart(self) -> None:
+        """Start over from the checkpoint (or the start), keeping what waits in the mailbox."""
+        if self.instance is not None:
+            self.instance = self.spec.cls()
+        self.position, self.unsaved, self.live = self.start_at, 0, False
+        self.retrying, self.dead = {}, {}
+        self.on_start()
 
     def on_stop(self) -> None:
         for message in [*self.stash, *self.waiting_queries]:  # answer what waits

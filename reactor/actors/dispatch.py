@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any
 
+import attrs
 import pykka
 from pykka import ActorDeadError, ActorRef, ActorRegistry, messages
 from pykka._envelope import Envelope as PykkaEnvelope
@@ -165,15 +166,34 @@ class _Mailbox:
         return len(self._queue)
 
 
+@attrs.frozen
+class Restart:
+    """From a supervisor, ahead of everything queued: rebuild and resume."""
+
+
+@attrs.frozen
+class ChildFailed:
+    """From a failed child (or a child supervisor that gave up) to its supervisor."""
+
+    child: Any
+    error: BaseException
+
+
 class PooledActor(pykka.Actor):
     """A pykka actor run by a `Dispatcher` instead of a thread of its own.
 
     Start it with `start(dispatcher, ...)` (registered in pykka's ActorRegistry) or
     `spawn(dispatcher, ...)` (not registered: for the many short-lived actors, since the
     registry is a list). `on_start` runs on a worker before the first message.
+
+    With a `supervisor`, a failure (an exception out of `on_start` or out of handling a
+    told message) is logged with the actor, the message and the traceback, `on_failed`
+    runs, and the actor waits, suspended, until its supervisor restarts it in place
+    (`on_restart`); without one it stops, as pykka's actors do.
     """
 
     dispatcher: Dispatcher
+    supervisor: Any = None  # a SupervisorActor
 
     def __init__(self, dispatcher: Dispatcher, *_args: Any, **_kwargs: Any) -> None:
         # pykka.Actor.__init__ is replaced, slimmer: a counter urn, no Event, no uuid.
@@ -186,6 +206,8 @@ class PooledActor(pykka.Actor):
         self._schedule_lock = threading.Lock()
         self._scheduled = False
         self._began = False
+        self._suspended = False
+        self._current: Any = None  # the message being handled, for failure reports
 
     @classmethod
     def spawn(cls, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> ActorRef[Any]:
@@ -226,13 +248,15 @@ class PooledActor(pykka.Actor):
         for _ in range(self.dispatcher.throughput):
             if stopped._set or not inbox:
                 break
+            if self._suspended and type(inbox[0].message) is not Restart:
+                break  # a failed actor waits for its supervisor's Restart
             handle(inbox.popleft())
         if stopped._set:
             self._actor_loop_teardown()
             self.dispatcher._stopped()
             return
         with self._schedule_lock:
-            again = bool(inbox)
+            again = bool(inbox) and not self._suspended
             self._scheduled = again
         if again:
             self.dispatcher._submit(self)
@@ -242,10 +266,13 @@ class PooledActor(pykka.Actor):
         to `on_receive` (one set lookup instead of four isinstance checks per message)."""
         if type(message) in _PYKKA_MESSAGES:
             return super()._handle_receive(message)
+        if type(message) is Restart:
+            return self._restart()
         return self.on_receive(message)
 
     def _handle_envelope(self, envelope: PykkaEnvelope[Any]) -> None:
         """One message, with the semantics of pykka's own actor loop."""
+        self._current = envelope.message
         try:
             response = self._handle_receive(envelope.message)
             if envelope.reply_to is not None:
@@ -263,6 +290,48 @@ class PooledActor(pykka.Actor):
             log.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
             self._stop()
             ActorRegistry.stop_all()
+
+    def _handle_failure(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        supervisor = self.supervisor
+        if supervisor is None or supervisor.actor_stopped.is_set():
+            super()._handle_failure(exc_type, exc, tb)  # pykka: log, unregister, stop
+            return
+        log.error("%s failed handling %r", self, self._current, exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+        self._suspended = True
+        error = exc if exc is not None else RuntimeError("unknown failure")
+        try:
+            self.on_failed(error)
+        except Exception:
+            log.exception("%s: on_failed raised", self)
+        tell(supervisor.actor_ref, ChildFailed(self, error))
+
+    def on_failed(self, error: BaseException) -> None:
+        """Hook, on this actor's worker, right after a supervised failure: answer whoever
+        waits on the failed message. The default does nothing."""
+
+    def on_restart(self) -> None:
+        """Hook, on this actor's worker, when its supervisor restarts it: rebuild state
+        (the mailbox is kept). The default runs `on_start` again."""
+        self.on_start()
+
+    def _order_restart(self) -> None:
+        """Called by a supervisor: restart ahead of whatever is queued."""
+        self._mailbox._queue.appendleft(PykkaEnvelope(Restart()))
+        with self._schedule_lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.dispatcher._submit(self)
+
+    def _restart(self) -> None:
+        self._suspended = False
+        self._current = Restart()
+        try:
+            self.on_restart()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
 
     def _actor_loop_teardown(self) -> None:
         # pykka's teardown, plus messages that arrive while it runs (no thread waits here).

@@ -41,6 +41,7 @@ class JournalActor(PooledActor):
         self.router = router
         self.published = store.last_position()  # positions up to here went to the router
         self.commits = 0
+        self._group: list[AppendRequest | SaveCheckpoint] = []  # being committed
 
     def __str__(self) -> str:
         return f"JournalActor({self.store.storage.url})"
@@ -71,7 +72,22 @@ class JournalActor(PooledActor):
             inbox.popleft()
         return group
 
+    def on_failed(self, error: BaseException) -> None:
+        """Whoever waits on the group being committed hears of the failure."""
+        for r in self._group:
+            if isinstance(r, AppendRequest) and r.sender is not None:
+                tell(r.sender, Appended(AppendOutcome(error=_as_reactor_error(error)), ()))
+            elif r.reply is not None:
+                r.reply.fail(error)
+        self._group = []
+
+    def on_restart(self) -> None:
+        """What was committed but not routed is read from the store by the consumers,
+        which restart after the journal (rest-for-one)."""
+        self.published = self.store.last_position()
+
     def _commit(self, group: list[AppendRequest | SaveCheckpoint]) -> None:
+        self._group = group
         appends = [
             r.append if isinstance(r, AppendRequest) else Append("", (), None, r.checkpoint)
             for r in group
@@ -108,6 +124,7 @@ class JournalActor(PooledActor):
         if fresh:
             self.published = fresh[-1].position
             tell(self.router, Publish(tuple(fresh)))
+        self._group = []
 
     def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:
         """Envelopes of what was stored: the events as given, or decoded if it was there."""
@@ -119,3 +136,11 @@ class JournalActor(PooledActor):
         ):  # appended now: the objects in hand are what was stored
             return tuple(map(envelope, outcome.events, request.events))
         return tuple(envelope(s) for s in outcome.events)  # stored before: decode
+
+
+def _as_reactor_error(error: BaseException) -> ReactorError:
+    if isinstance(error, ReactorError):
+        return error
+    wrapped = ReactorError(f"the journal failed: {error!r}")
+    wrapped.__cause__ = error
+    return wrapped
