@@ -196,8 +196,11 @@ class Runtime:
                 log.warning("%r: aggregates still busy after %.1fs", self, timeout)
             self._sync(self._journal, timeout)
             self._sync(self._router, timeout)
-            for ref in self._consumers.values():
-                ref.stop(block=True, timeout=timeout)
+            for name, ref in self._consumers.items():
+                try:
+                    ref.stop(block=True, timeout=timeout)
+                except pykka.Timeout:
+                    log.warning("%r: %s did not stop within %.1fs", self, name, timeout)
             self._sync(self._journal, timeout)
             self._router.stop(block=True, timeout=timeout)
             self._journal.stop(block=True, timeout=timeout)

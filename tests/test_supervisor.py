@@ -132,3 +132,15 @@ def test_without_a_supervisor_a_failure_stops_the_actor_like_pykka(world: Any) -
     worker._start_actor_loop()
     worker.actor_ref.tell("boom")
     assert worker.actor_stopped.wait(5)
+
+
+def test_a_suspended_actor_can_still_be_stopped(world: Any) -> None:
+    pool, timers, given_up = world
+    slow = RetryPolicy(first_delay=60.0, max_delay=60.0, jitter=0.0)
+    sup = SupervisorActor.start(pool, "slow", timers, backoff=slow)._actor_weakref()
+    worker = Worker(pool, "w")
+    sup.adopt(worker)
+    worker._start_actor_loop()
+    worker.actor_ref.tell("boom")
+    assert wait_for(lambda: sup.failures == 1)  # suspended, its restart a minute away
+    assert worker.actor_ref.stop(block=True, timeout=5) is True

@@ -171,6 +171,9 @@ class Restart:
     """From a supervisor, ahead of everything queued: rebuild and resume."""
 
 
+_WHILE_SUSPENDED = frozenset({Restart, messages._ActorStop})
+
+
 @attrs.frozen
 class ChildFailed:
     """From a failed child (or a child supervisor that gave up) to its supervisor."""
@@ -248,8 +251,8 @@ class PooledActor(pykka.Actor):
         for _ in range(self.dispatcher.throughput):
             if stopped._set or not inbox:
                 break
-            if self._suspended and type(inbox[0].message) is not Restart:
-                break  # a failed actor waits for its supervisor's Restart
+            if self._suspended and type(inbox[0].message) not in _WHILE_SUSPENDED:
+                break  # a failed actor waits for its supervisor's Restart (or a stop)
             handle(inbox.popleft())
         if stopped._set:
             self._actor_loop_teardown()

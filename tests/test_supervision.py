@@ -1,0 +1,68 @@
+"""Supervision in the running runtime: a failing journal or projection is restarted and
+the runtime keeps serving; a failure that keeps coming stops the runtime cleanly, with
+the reason."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from reactor import RetryPolicy, Runtime, RuntimeStopped
+from tests.bank import Account, Balances, Deposit
+from tests.faulty import FaultyStorage
+from tests.helpers import wait_for
+
+
+class Snapshotting(Account, name="Snap"):
+    snapshot_every = 1
+
+
+def test_a_failing_journal_is_restarted_and_nothing_is_lost() -> None:
+    with Runtime("faulty://") as rt:
+        rt.register(Snapshotting, Balances)
+        store = FaultyStorage.last
+        assert store is not None
+        store.fail("save_snapshot")  # the journal's next snapshot write raises
+        rt.send(Deposit("a1", 5))
+        assert wait_for(lambda: rt._root.failures == 1)
+        results = [rt.send(Deposit("a1", n)) for n in (1, 2, 3)]  # it serves on
+        assert [r.version for r in results] == [2, 3, 4]
+        assert rt.query(Balances, after=results[-1].position).balance("a1") == 11
+
+
+def test_a_projection_that_fails_to_start_is_restarted() -> None:
+    with Runtime("faulty://") as rt:
+        rt.register(Account)
+        FaultyStorage.last.fail("load_checkpoint", times=2)  # type: ignore[union-attr]
+
+        class Durable(Balances):
+            durable = True
+
+        rt.register(Durable)
+        rt.send(Deposit("a1", 5))
+        assert rt.query(Durable, after=1).balance("a1") == 5
+        assert rt._projections_sup.failures == 2
+
+
+def test_failures_beyond_the_intensity_stop_the_runtime_with_the_reason() -> None:
+    """A projection that can never load its checkpoint exhausts its supervisor, which
+    escalates; the root's intensity is exceeded too: the runtime stops, saying why."""
+
+    class Doomed(Balances):
+        durable = True
+
+    quick = RetryPolicy(first_delay=0.001, max_delay=0.002, jitter=0.0)
+    rt = Runtime("faulty://").register(Account)
+    rt.start()
+    for sup in (rt._root, rt._projections_sup):
+        sup.max_restarts, sup.backoff = 1, quick
+    FaultyStorage.last.fail_when("load_checkpoint", lambda: True)  # type: ignore[union-attr]
+    rt.register(Doomed)
+    assert wait_for(lambda: rt._state == "stopped", timeout=20)
+    assert rt.failure is not None and "SupervisorActor(root, rest-for-one)" in rt.failure
+    assert "injected failure in load_checkpoint" in rt.failure
+    with pytest.raises(RuntimeStopped):
+        rt.send(Deposit("a1", 1))
+    rt.stop()  # idempotent after giving up
+    assert wait_for(lambda: all(t.name != "reactor-give-up" for t in threading.enumerate()))
