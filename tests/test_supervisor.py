@@ -135,7 +135,7 @@ def test_without_a_supervisor_a_failure_stops_the_actor_like_pykka(world: Any) -
 
 
 def test_a_suspended_actor_can_still_be_stopped(world: Any) -> None:
-    pool, timers, given_up = world
+    pool, timers, _ = world
     slow = RetryPolicy(first_delay=60.0, max_delay=60.0, jitter=0.0)
     sup = SupervisorActor.start(pool, "slow", timers, backoff=slow)._actor_weakref()
     worker = Worker(pool, "w")
