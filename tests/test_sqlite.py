@@ -67,7 +67,10 @@ def test_relative_paths_and_reopening(tmp_path: Path, monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgres://x", r"unknown store URL 'postgres://x': expected one of .*memory://, sqlite://"),
+        (
+            "postgres://x",
+            r"unknown store URL 'postgres://x': expected one of .*memory://, sqlite://",
+        ),
         ("bank.db", "unknown store URL 'bank.db'"),
         ("sqlite://bank.db", "sqlite URL needs three slashes and a path"),
         ("sqlite:///x.db?synchronus=FULL", r"unknown sqlite option\(s\) \['synchronus'\]"),
