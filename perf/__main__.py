@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SCENARIOS = {"journal": "perf.journal", "runtime": "perf.runtime"}
+SCENARIOS = {"journal": "perf.journal", "runtime": "perf.runtime", "faults": "perf.faults"}
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
 parser.add_argument("scenarios", nargs="*", metavar="scenario", help=", ".join(SCENARIOS))
@@ -17,4 +17,4 @@ if unknown:
     parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
 for name in chosen:
     module = importlib.import_module(SCENARIOS[name])
-    module.main(quick=args.quick) if name == "runtime" else module.main()
+    module.main(quick=args.quick) if name != "journal" else module.main()

@@ -25,7 +25,18 @@ import pykka
 
 from perf.journal import RawWriter, _raw
 from perf.report import row
-from reactor import Aggregate, Envelope, Projection, Registry, Runtime, applies, command, event, handles, on
+from reactor import (
+    Aggregate,
+    Envelope,
+    Projection,
+    Registry,
+    Runtime,
+    applies,
+    command,
+    event,
+    handles,
+    on,
+)
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Publish, Reply
 
@@ -148,10 +159,13 @@ def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
         def deposit(self, amount: int) -> None:
             self.balance += amount
 
-    app: Application = Application(env={
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
-        "AGGREGATE_CACHE_MAXSIZE": str(accounts),
-    })
+    app: Application = Application(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "AGGREGATE_CACHE_MAXSIZE": str(accounts),
+        }
+    )
     start = time.perf_counter()
     ids = []
     for i in range(accounts):
@@ -195,7 +209,19 @@ def fan_out(events: int) -> None:
         for c in counters:
             rt.query(c).total()  # started and live
         envs = [
-            Envelope(f"e{i}", "Account-x", i, i, "perf.Deposited", 1, Deposited("x", 1), None, None, None, {})  # type: ignore[arg-type]
+            Envelope(
+                f"e{i}",
+                "Account-x",
+                i,
+                i,
+                "perf.Deposited",
+                1,
+                Deposited("x", 1),
+                None,
+                None,
+                None,
+                {},
+            )  # type: ignore[arg-type]
             for i in range(1, events + 1)
         ]
         start = time.perf_counter()
@@ -254,8 +280,10 @@ def latency(tmp: Path, count: int) -> None:
     q = statistics.quantiles(times, n=100)
     r = statistics.quantiles(raw, n=100)
     print("\n3. command latency at low load (blocking send, one thread, SQLite FULL)")
-    print(f"{'p50 / p99':<44} {q[49] * 1e3:>8.3f} / {q[98] * 1e3:.3f} ms   "
-          f"raw sqlite3 commit of one row {r[49] * 1e3:.3f} / {r[98] * 1e3:.3f} ms")
+    print(
+        f"{'p50 / p99':<44} {q[49] * 1e3:>8.3f} / {q[98] * 1e3:.3f} ms   "
+        f"raw sqlite3 commit of one row {r[49] * 1e3:.3f} / {r[98] * 1e3:.3f} ms"
+    )
 
 
 def rehydrate(tmp: Path, events: int) -> None:
@@ -265,7 +293,7 @@ def rehydrate(tmp: Path, events: int) -> None:
         with Runtime(url, registry=registry, snapshot_every=every) as rt:
             rt.register(Account)
             window: collections.deque[Reply] = collections.deque()
-            for i in range(events):
+            for _ in range(events):
                 window.append(rt.submit(Deposit("big", 1)))
                 if len(window) > 256:
                     window.popleft().get(60)
@@ -280,8 +308,10 @@ def rehydrate(tmp: Path, events: int) -> None:
             start = time.perf_counter()
             decoded = sum(1 for _ in rt.read_stream("Account-big"))
             read = time.perf_counter() - start
-        print(f"{label:<44} {took * 1e3:>10.1f} ms     read_stream + decode alone  {read * 1e3:8.1f} ms"
-              f" ({decoded:,} events)")
+        print(
+            f"{label:<44} {took * 1e3:>10.1f} ms     read_stream + decode alone  "
+            f"{read * 1e3:8.1f} ms ({decoded:,} events)"
+        )
 
 
 def scale(touched: int, live: int) -> None:
@@ -299,16 +329,27 @@ def scale(touched: int, live: int) -> None:
         for f in window:
             f.get(60)
         took = time.perf_counter() - start
-        print(f"{'commands/s, each to a new aggregate':<44} {touched / took:>12,.0f} cmd/s    "
-              f"threads: {before} before, {during} running (2 pool + journal + subscribers + timer), "
-              f"{threading.active_count()} after; live actors {len(rt._host)}")
+        print(
+            f"{'commands/s, each to a new aggregate':<44} {touched / took:>12,.0f} cmd/s    "
+            f"threads: {before} before, {during} running (2 pool + journal + subscribers + timer), "
+            f"{threading.active_count()} after; live actors {len(rt._host)}"
+        )
     out = subprocess.run(
         [sys.executable, "-m", "perf.runtime", "--probe-memory", str(live)],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     ).stdout.split()
     per_actor, per_raw = float(out[0]), float(out[1])
     print(f"\n   {live:,} live aggregate actors of a trivial class (no passivation)")
-    row("RSS per aggregate actor (bytes)", per_actor, per_raw, "one raw pykka ThreadingActor, no thread", "B")
+    row(
+        "RSS per aggregate actor (bytes)",
+        per_actor,
+        per_raw,
+        "one raw pykka ThreadingActor, no thread",
+        "B",
+    )
 
 
 def probe_memory(count: int) -> None:
@@ -333,7 +374,9 @@ def probe_memory(count: int) -> None:
     per_actor = (rss() - base) / count
     sample = 20_000
     base = rss()
-    raw = [pykka.ThreadingActor() for _ in range(sample)]  # objects only: a thread each would not fit
+    raw = [
+        pykka.ThreadingActor() for _ in range(sample)
+    ]  # objects only: a thread each would not fit
     per_raw = (rss() - base) / sample
     print(per_actor, per_raw, len(raw))
     os._exit(0)
