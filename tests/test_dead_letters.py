@@ -211,3 +211,26 @@ def test_the_dlq_command_lists_shows_and_orders(
         rt.register(Account, Ledger)
         assert rt.query(Ledger, after=last).booked() == [("a", 13), ("a", 2)]
         assert wait_for(lambda: rt.dead_letters() == [])
+
+
+def test_a_rejected_event_is_not_retried() -> None:
+    from reactor import Rejected
+
+    class Strict(Projection):
+        retry = FAST
+
+        @on(Deposited)
+        def _deposited(self, e: Deposited, env: Envelope) -> None:
+            Ledger.attempts[e.amount] = Ledger.attempts.get(e.amount, 0) + 1
+            raise Rejected("never for this one")
+
+        def ok(self) -> bool:
+            return True
+
+    with Runtime("memory://") as rt:
+        rt.register(Account, Strict)
+        last = rt.send(Deposit("a", 4)).position
+        assert rt.query(Strict, after=last).ok()
+        (letter,) = rt.dead_letters("Strict")
+        assert (letter.attempts, letter.error) == (1, "Rejected: never for this one")
+        assert Ledger.attempts[4] == 1

@@ -260,10 +260,7 @@ class ConsumerActor(PooledActor):
             handler(self.instance, env.event, env)
 
     def _schedule_retry(self, stream: str, attempt: int) -> None:
-        ref = self.actor_ref
-        self.timers.schedule(
-            self.retry.delay(attempt), lambda: _tell_quietly(ref, RetryDue(stream))
-        )
+        self.timers.tell(self.retry.delay(attempt), self.actor_ref, RetryDue(stream))
 
     def _retry(self, stream: str) -> None:
         retrying = self.retrying.get(stream)
@@ -355,8 +352,3 @@ def _state(instance: Any) -> dict[str, Any]:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _tell_quietly(ref: ActorRef[Any], message: Any) -> None:
-    with contextlib.suppress(ActorDeadError):  # a timer that fires after the actor stopped
-        ref.tell(message)

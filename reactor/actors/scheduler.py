@@ -1,17 +1,21 @@
 """The scheduler: delayed work on one timer thread, ordered by a sortedcontainers list.
 
-`schedule(delay, fn)` runs `fn` on the timer thread after `delay` seconds unless
-cancelled. Callbacks must be quick (tell an actor); one that raises is logged.
+`tell(delay, target, message)` tells an actor later; `schedule(delay, fn)` runs `fn` on
+the timer thread after `delay` seconds; both unless cancelled. A timer is a thread, not an
+actor: waiting on a clock would block a pool worker. Callbacks must be quick.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from pykka import ActorDeadError, ActorRef
 from sortedcontainers import SortedList
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,15 @@ class Scheduler:
             if self._timers[0] is entry:
                 self._changed.notify()
             return timer_id
+
+    def tell(self, delay: float, target: ActorRef[Any], message: Any) -> int:
+        """Tell `target` `message` after `delay` seconds (dropped if it stopped meanwhile)."""
+
+        def deliver() -> None:
+            with contextlib.suppress(ActorDeadError):
+                target.tell(message)
+
+        return self.schedule(delay, deliver)
 
     def cancel(self, timer_id: int) -> bool:
         """Cancel a timer; False if it already ran or never existed."""

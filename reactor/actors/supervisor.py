@@ -106,8 +106,7 @@ class SupervisorActor(PooledActor):
         log.warning(
             "%s restarts %s in %.3fs after %r", self, [str(t) for t in targets], delay, error
         )
-        ref = self.actor_ref
-        self.timers.schedule(delay, lambda: tell(ref, RestartDue(tuple(targets))))
+        self.timers.tell(delay, self.actor_ref, RestartDue(tuple(targets)))
 
     def _targets(self, child: Any) -> list[Any]:
         if child not in self.children or self.strategy is Strategy.ONE_FOR_ONE:
