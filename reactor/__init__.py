@@ -4,7 +4,7 @@ The public API is this module's `__all__`; everything else is internal.
 """
 
 from reactor.codec import Codec
-from reactor.domain import Aggregate, Projection, applies, handles, on
+from reactor.domain import Aggregate, Projection, Saga, applies, handles, on
 from reactor.errors import (
     ConcurrencyError,
     DecodeError,
@@ -47,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "Runtime",
     "RuntimeStopped",
+    "Saga",
     "StorageError",
     "Timeout",
     "UnknownCommand",

@@ -1,5 +1,5 @@
-"""The user API for the domain: `Aggregate`, `Projection`, and the `handles`, `applies`
-and `on` decorators that mark their methods.
+"""The user API for the domain: `Aggregate`, `Projection`, `Saga`, and the `handles`,
+`applies` and `on` decorators that mark their methods.
 
 Classes declare; `Runtime.register` turns them into the specs the actors run.
 """
@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
+from reactor.actors.saga import SagaHandler
 from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.errors import RegistrationError
 from reactor.faults import RetryPolicy
@@ -173,3 +174,49 @@ class Projection:
             queries,
             cls.retry,
         )
+
+
+class Saga:
+    """Base of sagas (process managers): `class Checkout(Saga, key="order_id")`.
+
+    One instance per value of the `key` field of the events it handles. `@on(Event,
+    start=True)` handlers start an instance; other `@on` handlers act on started ones.
+    Handlers get `(event, ctx)`: `ctx.send(cmd)`, `ctx.schedule(delay, event)` (a deadline,
+    handed back to this instance), `ctx.cancel(timer_id)`, `ctx.done()`. A handler is all or
+    nothing; its state (class-level annotations give the types), handled positions and
+    deadlines are saved with its checkpoint, so a restart resumes each instance where it
+    stood and commands it sends carry derived ids (never applied twice).
+    """
+
+    __reactor_key__: ClassVar[str | None] = None
+    __reactor_name__: ClassVar[str] = "Saga"
+    retry: ClassVar[RetryPolicy | None] = None  # None: the Runtime's retry policy
+
+    def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
+        super().__init_subclass__(**kw)
+        if key is not None:
+            cls.__reactor_key__ = key
+        cls.__reactor_name__ = name or cls.__name__
+
+    @classmethod
+    def __reactor_saga__(cls) -> tuple[str, dict[type, SagaHandler], dict[str, Any]]:
+        """(key, handlers by event class, state hints); `RegistrationError` if ill-formed."""
+        key = cls.__reactor_key__
+        if key is None:
+            raise RegistrationError(
+                f"{qualified_name(cls)} has no key: declare it as "
+                f'class {cls.__name__}(Saga, key="<event field>")'
+            )
+        handlers = {
+            t: SagaHandler(fn, fn.__reactor_on__[1])  # type: ignore[attr-defined]
+            for t, fn in _marked(cls, "__reactor_on__").items()
+        }
+        if not any(h.start for h in handlers.values()):
+            raise RegistrationError(f"{qualified_name(cls)} has no @on(Event, start=True) handler")
+        for event_type in handlers:
+            if not attrs.has(event_type) or key not in attrs.fields_dict(event_type):
+                raise RegistrationError(
+                    f"{qualified_name(cls)} handles {qualified_name(event_type)}, which has no "
+                    f"field {key!r} (the saga's key)"
+                )
+        return key, handlers, _state_hints(cls)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
+import attrs
 import pykka
 from pykka import ActorRef
 
@@ -26,16 +27,19 @@ from reactor.actors.messages import (
     AppendRequest,
     Barrier,
     DeadLetterOrder,
+    DeadlineDue,
     Handle,
+    NoReply,
     Query,
     Reply,
     Sync,
 )
 from reactor.actors.router import RouterActor
+from reactor.actors.saga import SagaManager
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.actors.supervisor import Strategy, SupervisorActor
-from reactor.domain import Aggregate, Projection
+from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped, UnknownCommand
 from reactor.events import CommandResult, Envelope, NewEvent, new_id
 from reactor.faults import DeadLetter, RetryPolicy
@@ -87,6 +91,7 @@ class Runtime:
         self.failure: str | None = None  # why the root supervisor gave up, if it did
         self._commands: dict[type, AggregateType] = {}
         self._projections: dict[type, ConsumerType] = {}
+        self._sagas: dict[type, ConsumerType] = {}
         self._consumers: dict[str, ActorRef[Any]] = {}  # by checkpoint name
         self._handlers: dict[str, ActorRef[Any]] = {}  # by label (as dead letters name them)
         self._query_refs: dict[type, ActorRef[Any]] = {}
@@ -121,6 +126,8 @@ class Runtime:
             self._state = "running"
             for spec in self._projections.values():
                 self._start_projection(spec)
+            for saga in self._sagas:
+                self._start_saga(saga)
             if self.idle_timeout is not None:
                 self._sweep()
         return self
@@ -191,16 +198,18 @@ class Runtime:
                 self._aggregates_sup,
             ):
                 sup.actor_ref.stop(block=True, timeout=timeout)  # no restarts while stopping
+            sagas = {n: r for n, r in self._consumers.items() if n.startswith("saga:")}
+            if sagas:  # sagas first: the commands they send on the way still go through
+                self._sync(self._journal, timeout)
+                self._sync(self._router, timeout)
+                self._stop_consumers(sagas, timeout)
             self._host.stop_all()
             if not self._host.wait_stopped(timeout):
                 log.warning("%r: aggregates still busy after %.1fs", self, timeout)
             self._sync(self._journal, timeout)
             self._sync(self._router, timeout)
-            for name, ref in self._consumers.items():
-                try:
-                    ref.stop(block=True, timeout=timeout)
-                except pykka.Timeout:
-                    log.warning("%r: %s did not stop within %.1fs", self, name, timeout)
+            rest = {n: r for n, r in self._consumers.items() if n not in sagas}
+            self._stop_consumers(rest, timeout)
             self._sync(self._journal, timeout)
             self._router.stop(block=True, timeout=timeout)
             self._journal.stop(block=True, timeout=timeout)
@@ -213,6 +222,13 @@ class Runtime:
             self._handlers.clear()
             self._query_refs.clear()
             self._state = "stopped"
+
+    def _stop_consumers(self, consumers: dict[str, ActorRef[Any]], timeout: float) -> None:
+        for name, ref in consumers.items():
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.warning("%r: %s did not stop within %.1fs", self, name, timeout)
 
     @staticmethod
     def _sync(ref: ActorRef[Any], timeout: float) -> Any:
@@ -247,6 +263,12 @@ class Runtime:
             for cls in classes:
                 if isinstance(cls, type) and issubclass(cls, Aggregate):
                     self._register_aggregate(cls)
+                elif isinstance(cls, type) and issubclass(cls, Saga):
+                    if cls in self._sagas:
+                        continue
+                    self._sagas[cls] = self._saga_spec(cls)
+                    if self._state == "running":
+                        self._start_saga(cls)
                 elif isinstance(cls, type) and issubclass(cls, Projection):
                     if cls in self._projections:
                         continue
@@ -256,7 +278,7 @@ class Runtime:
                         self._start_projection(spec)
                 else:
                     raise RegistrationError(
-                        f"register() takes Aggregate and Projection subclasses, got {cls!r}"
+                        f"register() takes Aggregate, Projection and Saga subclasses, got {cls!r}"
                     )
         return self
 
@@ -275,6 +297,50 @@ class Runtime:
     def _start_projection(self, spec: ConsumerType) -> None:
         self._start_consumer(self._pool, spec, spec.cls(), 0, False)
 
+    def _saga_spec(self, cls: type[Saga]) -> ConsumerType:
+        _, handlers, hints = cls.__reactor_saga__()
+        names = {self.registry.spec_of(t).name: h for t, h in handlers.items()}
+
+        def route(manager: SagaManager, event: Any, env: Envelope) -> None:
+            manager.on_event(event, env)
+
+        return ConsumerType(
+            cls,
+            f"saga:{cls.__reactor_name__}",
+            cls.__reactor_name__,
+            dict.fromkeys(names, route),
+            frozenset(names),
+            True,
+            1,
+            hints,
+            frozenset(),
+            cls.retry,
+        )
+
+    def _start_saga(self, cls: type[Saga]) -> None:
+        spec = self._sagas[cls]
+        key, handlers, hints = cls.__reactor_saga__()
+        holder: list[ActorRef[Any]] = []
+
+        def arm(deadline_id: str, delay: float) -> None:
+            self._timers.tell(delay, holder[0], DeadlineDue(deadline_id))
+
+        def factory() -> SagaManager:
+            return SagaManager(cls, spec.label, key, handlers, hints, self._saga_send, arm)
+
+        spec = attrs.evolve(spec, factory=factory)
+        holder.append(self._start_consumer(self._pool, spec, factory(), 0, True))
+
+    def _saga_send(self, command: Any, command_id: str, correlation_id: str | None) -> None:
+        """A command from a saga: routed even while stopping (sagas drain first)."""
+        spec = self._commands.get(type(command))
+        if spec is None:
+            log.error("a saga sent %r, which no registered aggregate handles", command)
+            return
+        self._host.route(
+            spec, Handle(command, command_id, correlation_id or command_id, NoReply(command), True)
+        )
+
     def _start_consumer(
         self,
         dispatcher: Dispatcher,
@@ -284,7 +350,7 @@ class Runtime:
         checkpoints: bool,
     ) -> ActorRef[Any]:
         sup = (
-            self._projections_sup if spec.name.startswith("projection:") else self._subscribers_sup
+            self._subscribers_sup if spec.name.startswith("subscriber:") else self._projections_sup
         )
         actor = ConsumerActor(
             dispatcher,

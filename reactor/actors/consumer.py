@@ -21,6 +21,7 @@ from pykka import ActorDeadError, ActorRef
 from reactor.actors.dispatch import Dispatcher, PooledActor, tell
 from reactor.actors.messages import (
     DeadLetterOrder,
+    DeadlineDue,
     Deliver,
     DropDeadLetter,
     Query,
@@ -101,10 +102,26 @@ class ConsumerActor(PooledActor):
             else:
                 self.position = cp.position
                 if self.spec.durable and cp.state is not None:
-                    state = self.store.codec.decode_state(cp.state, self.spec.state_hints)
-                    vars(self.instance).update(state)
+                    self._load(cp.state)
         self.dead = {d.stream_id: d for d in self.store.storage.dead_letters(self.spec.label)}
+        rearm = getattr(self.instance, "rearm", None)
+        if rearm is not None:  # a saga's deadlines (those due while stopped fire now)
+            rearm()
         self.router.tell(Subscribe(self.actor_ref, self.spec.types))
+
+    def _load(self, state: bytes) -> None:
+        load = getattr(self.instance, "load_state", None)
+        if load is not None:
+            load(self.store.codec, state)
+        else:
+            vars(self.instance).update(self.store.codec.decode_state(state, self.spec.state_hints))
+
+    def _dump(self) -> bytes:
+        dump = getattr(self.instance, "dump_state", None)
+        if dump is not None:
+            data: bytes = dump(self.store.codec)
+            return data
+        return self.store.codec.encode_state(_state(self.instance), self.spec.state_hints)
 
     def on_failed(self, error: BaseException) -> None:
         if isinstance(self._current, Query):
@@ -113,7 +130,7 @@ class ConsumerActor(PooledActor):
     def on_restart(self) -> None:
         """Start over from the checkpoint (or the start), keeping what waits in the mailbox."""
         if self.instance is not None:
-            self.instance = self.spec.cls()
+            self.instance = (self.spec.factory or self.spec.cls)()
         self.position, self.unsaved, self.live = self.start_at, 0, False
         self.retrying, self.dead = {}, {}
         self.on_start()
@@ -166,6 +183,8 @@ class ConsumerActor(PooledActor):
             self._save()
         elif isinstance(message, RetryDue):
             self._retry(message.stream_id)
+        elif isinstance(message, DeadlineDue):
+            self._deadline(message)
         elif isinstance(message, Query):
             if self._retrying_up_to(message.after):
                 self.waiting_queries.append(message)
@@ -276,6 +295,33 @@ class ConsumerActor(PooledActor):
         self._release_queries()
         self._save()
 
+    def _deadline(self, due: DeadlineDue) -> None:
+        """A saga deadline fell due: hand it over, retrying by the policy if that fails."""
+        try:
+            self.instance.fire(due.deadline_id)
+        except Exception as e:
+            if due.attempt >= self.retry.max_attempts:
+                log.error(
+                    "%s: gave up on deadline %s after %d attempts: %r",
+                    self,
+                    due.deadline_id,
+                    due.attempt,
+                    e,
+                )
+                return
+            log.warning(
+                "%s: deadline %s failed (attempt %d), will retry: %r",
+                self,
+                due.deadline_id,
+                due.attempt,
+                e,
+            )
+            retry = DeadlineDue(due.deadline_id, due.attempt + 1)
+            self.timers.tell(self.retry.delay(due.attempt), self.actor_ref, retry)
+            return
+        self.unsaved += 1
+        self._save()
+
     def _save_letter(self, letter: DeadLetterRecord) -> None:
         self.dead[letter.stream_id] = letter
         tell(self.journal, SaveDeadLetter(letter))
@@ -341,7 +387,7 @@ class ConsumerActor(PooledActor):
             return
         state = None
         if self.spec.durable:
-            state = self.store.codec.encode_state(_state(self.instance), self.spec.state_hints)
+            state = self._dump()
         tell(self.journal, SaveCheckpoint(Checkpoint(self.spec.name, self.position, state)))
         self.unsaved = 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import logging
 from typing import Any
 
 import attrs
@@ -16,6 +17,8 @@ from pykka import ActorRef
 from reactor.errors import Timeout
 from reactor.events import Envelope
 from reactor.store.base import Append, AppendOutcome, Checkpoint, DeadLetterRecord, Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class Reply:
@@ -69,6 +72,24 @@ class Reply:
         return self._future
 
 
+class NoReply:
+    """The reply slot of a command a saga sent: nobody waits; a failure is logged."""
+
+    __slots__ = ("command",)
+
+    def __init__(self, command: Any) -> None:
+        self.command = command
+
+    def set(self, value: Any) -> None:
+        pass
+
+    def fail(self, error: BaseException) -> None:
+        log.warning("a command sent by a saga failed: %r: %r", self.command, error)
+
+    def done(self) -> bool:
+        return False
+
+
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
     if future.done():  # the awaiting task was cancelled
         return
@@ -85,7 +106,7 @@ class Handle:
     command: Any
     command_id: str
     correlation_id: str | None
-    reply: Reply
+    reply: Reply | NoReply
     given_id: bool  # the caller chose command_id (so it may have been handled already)
 
 
@@ -187,6 +208,14 @@ class RetryDue:
     """From the scheduler to a consumer: try the head event of `stream_id` again."""
 
     stream_id: str
+
+
+@attrs.frozen
+class DeadlineDue:
+    """From the scheduler to a saga's consumer: the deadline `deadline_id` fell due."""
+
+    deadline_id: str
+    attempt: int = 1
 
 
 @attrs.frozen

@@ -47,3 +47,4 @@ class ConsumerType:
     state_hints: Mapping[str, Any]
     queries: frozenset[str]
     retry: RetryPolicy | None = None  # None: the runtime's default
+    factory: Callable[[], Any] | None = None  # makes a fresh instance (default: cls())

@@ -1,0 +1,193 @@
+"""Sagas (process managers): the instances of one saga class, run by a consumer actor.
+
+The `SagaManager` routes each event to the instance named by the event's key field,
+starting one on a `start=True` handler. A handler is atomic: the commands it sends, the
+deadlines it sets and `done()` take effect only if it returns; if it raises, the instance
+is put back as it was (and the consumer's retry policy applies). Sent commands carry ids
+derived from the saga, the instance and the cause, so a redelivered event or a deadline
+firing again cannot act twice. Instances, finished keys and deadlines are saved with the
+checkpoint (`dump_state`/`load_state`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from reactor.codec import Codec, dumps, loads
+from reactor.events import Envelope
+
+log = logging.getLogger(__name__)
+Dispatch = Callable[[Any, str, str | None], None]  # (command, command id, correlation id)
+
+
+@attrs.define
+class Deadline:
+    """An event to hand back to the instance `key` at wall-clock time `due`."""
+
+    key: str
+    due: float
+    event: Any
+
+
+@attrs.frozen
+class SagaHandler:
+    """One `@on` method of a saga: the function, and whether its event starts an instance."""
+
+    fn: Callable[[Any, Any, Any], None]
+    start: bool
+
+
+class SagaContext:
+    """What a saga handler may do: `send`, `schedule`, `cancel`, `done`. Buffered until the
+    handler returns."""
+
+    def __init__(self, manager: SagaManager, key: str, cause: str, correlation_id: str | None):
+        self._manager, self.key, self._cause, self._correlation = (
+            manager,
+            key,
+            cause,
+            correlation_id,
+        )
+        self._commands: list[tuple[Any, str]] = []
+        self._deadlines: dict[str, Deadline] = {}
+        self._cancelled: list[str] = []
+        self._done = False
+        self._n = 0
+
+    def _next_id(self, kind: str) -> str:
+        self._n += 1
+        return f"saga:{self._manager.name}:{self.key}:{self._cause}:{kind}{self._n}"
+
+    def send(self, command: Any) -> str:
+        """Send a command (without waiting for its result); returns its derived id."""
+        command_id = self._next_id("c")
+        self._commands.append((command, command_id))
+        return command_id
+
+    def schedule(self, delay: float | timedelta, event: Any) -> str:
+        """Hand `event` (of a registered event class, carrying the key) back to this
+        instance after `delay` unless cancelled; returns the deadline's id."""
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        timer_id = self._next_id("d")
+        self._deadlines[timer_id] = Deadline(self.key, time.time() + seconds, event)
+        return timer_id
+
+    def cancel(self, timer_id: str) -> None:
+        """Cancel a deadline of this instance (set now or earlier)."""
+        self._cancelled.append(timer_id)
+
+    def done(self) -> None:
+        """End this instance: later events for its key are ignored."""
+        self._done = True
+
+
+class SagaManager:
+    """The live instances of one saga class, their finished keys and their deadlines."""
+
+    def __init__(
+        self,
+        saga: type,
+        name: str,
+        key: str,
+        handlers: Mapping[type, SagaHandler],
+        hints: Mapping[str, Any],
+        dispatch: Dispatch,
+        arm: Callable[[str, float], None],
+    ) -> None:
+        self.saga, self.name, self.key, self.handlers, self.hints = saga, name, key, handlers, hints
+        self.dispatch, self.arm = dispatch, arm  # arm(deadline id, delay): tell me when due
+        self.instances: dict[str, Any] = {}
+        self.finished: set[str] = set()
+        self.deadlines: dict[str, Deadline] = {}
+
+    def on_event(self, event: Any, env: Envelope) -> None:
+        """Route a journal event to its instance (starting one if its handler starts)."""
+        handler = self.handlers[type(event)]
+        self._run(str(getattr(event, self.key)), handler, event, env.event_id, env.correlation_id)
+
+    def fire(self, deadline_id: str) -> None:
+        """A deadline fell due: hand its event to its instance (if both still exist)."""
+        deadline = self.deadlines.get(deadline_id)
+        if deadline is None:
+            return
+        handler = self.handlers.get(type(deadline.event))
+        if handler is None:
+            log.error("%s: no handler for deadline event %r", self.name, deadline.event)
+            del self.deadlines[deadline_id]
+            return
+        self._run(deadline.key, handler, deadline.event, deadline_id, None)
+        self.deadlines.pop(deadline_id, None)
+
+    def _run(
+        self, key: str, handler: SagaHandler, event: Any, cause: str, correlation: str | None
+    ) -> None:
+        if key in self.finished:
+            return
+        instance = self.instances.get(key)
+        if instance is None:
+            if not handler.start:
+                return  # not started: only start handlers create instances
+            instance = self.saga()
+        before = copy.deepcopy(vars(instance))
+        ctx = SagaContext(self, key, cause, correlation)
+        try:
+            handler.fn(instance, event, ctx)
+        except BaseException:
+            vars(instance).clear()
+            vars(instance).update(before)  # atomic: as if the handler never ran
+            raise
+        for timer_id in ctx._cancelled:
+            self.deadlines.pop(timer_id, None)
+            ctx._deadlines.pop(timer_id, None)
+        for command, command_id in ctx._commands:
+            self.dispatch(command, command_id, correlation)
+        if ctx._done:
+            self.instances.pop(key, None)
+            self.finished.add(key)
+            self.deadlines = {i: d for i, d in self.deadlines.items() if d.key != key}
+            return
+        self.instances[key] = instance
+        for timer_id, deadline in ctx._deadlines.items():
+            self.deadlines[timer_id] = deadline
+            self.arm(timer_id, max(0.0, deadline.due - time.time()))
+
+    def rearm(self) -> None:
+        """After a (re)start: arm every saved deadline; those already due fire at once."""
+        for timer_id, deadline in self.deadlines.items():
+            self.arm(timer_id, max(0.0, deadline.due - time.time()))
+
+    def dump_state(self, codec: Codec) -> bytes:
+        deadlines = {}
+        for timer_id, d in self.deadlines.items():
+            type_name, version, data = codec.encode(d.event)
+            deadlines[timer_id] = [d.key, d.due, type_name, version, data.decode()]
+        return dumps(
+            {
+                "instances": {
+                    k: loads(codec.encode_state(vars(i), self.hints))
+                    for k, i in self.instances.items()
+                },
+                "finished": sorted(self.finished),
+                "deadlines": deadlines,
+            }
+        )
+
+    def load_state(self, codec: Codec, data: bytes) -> None:
+        raw = loads(data)
+        self.instances = {}
+        for key, values in raw["instances"].items():
+            instance = self.saga()
+            vars(instance).update(codec.decode_state(dumps(values), self.hints))
+            self.instances[key] = instance
+        self.finished = set(raw["finished"])
+        self.deadlines = {
+            timer_id: Deadline(key, due, codec.decode(type_name, version, text.encode())[0])
+            for timer_id, (key, due, type_name, version, text) in raw["deadlines"].items()
+        }
