@@ -87,18 +87,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demos() -> dict[str, Path]:
-    """Demo scripts by name: shipped in the wheel (reactor/_demos) or beside the package."""
+    """Demos by name (a script, or a package with a __main__): shipped in the wheel
+    (reactor/_demos) or beside the package (demos/)."""
     here = Path(__file__).resolve().parent
     for folder in (here / "_demos", here.parent / "demos"):
         if folder.is_dir():
-            return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.stem.startswith("_")}
+            found = {p.stem: p for p in folder.glob("*.py") if not p.stem.startswith("_")}
+            found.update({p.parent.name: p.parent for p in folder.glob("*/__main__.py")})
+            return dict(sorted(found.items()))
     return {}
 
 
 def _demo(args: argparse.Namespace) -> None:
     path = _demos()[args.name]
     sys.argv = [str(path), *args.args]
-    runpy.run_path(str(path), run_name="__main__")
+    if path.is_dir():  # a package: run it as a module, from the folder that holds demos
+        package = "reactor._demos" if path.parent.name == "_demos" else "demos"
+        if package == "demos":
+            sys.path.insert(0, str(path.parent.parent))
+        runpy.run_module(f"{package}.{path.name}", run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(str(path), run_name="__main__")
 
 
 def _names(text: str) -> list[str]:

@@ -63,3 +63,59 @@ def test_reactor_demo_command_runs_a_demo(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "balances rebuilt from 906 stored events" in done.stdout
+
+
+def test_shop_demo_read_models_match_the_journal(tmp_path: Path) -> None:
+    """The shop demo runs to completion; its summary and read models agree with an
+    independent computation from the journal."""
+    import re
+
+    from demos.shop.inventory import StockAdded, StockReleased, StockReserved
+    from demos.shop.orders import OrderCancelled, OrderConfirmed, OrderPlaced
+    from demos.shop.payments import PaymentAuthorized
+    from demos.shop.views import OrderBoard, Revenue, StockLevels
+    from reactor import Runtime
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "demos.shop", "--orders", "30", "--store", url, "--deadline", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    confirmed, compensated = map(
+        int, re.search(r"30: (\d+) confirmed, (\d+) compensated", out).groups()
+    )
+    assert (
+        confirmed + compensated == 30
+        and "dead letters left" in out
+        and "0 dead letters left" in out
+    )
+    with Runtime(url) as rt:
+        rt.register(OrderBoard, StockLevels, Revenue)
+        last = rt.store.last_position()
+        kinds = [OrderPlaced, OrderConfirmed, OrderCancelled, StockAdded, StockReleased]
+        events = list(rt.read_all(types=[*kinds, StockReserved, PaymentAuthorized]))
+        final: dict[str, str] = {}
+        stock: dict[str, int] = {}
+        revenue = 0
+        for env in events:
+            e = env.event
+            if isinstance(e, OrderPlaced):
+                final[e.order_id] = "placed"
+            elif isinstance(e, OrderConfirmed | OrderCancelled):
+                final[e.order_id] = "confirmed" if isinstance(e, OrderConfirmed) else "cancelled"
+            elif isinstance(e, StockAdded | StockReleased):
+                stock[e.sku] = stock.get(e.sku, 0) + e.qty
+            elif isinstance(e, StockReserved):
+                stock[e.sku] = stock.get(e.sku, 0) - e.qty
+            elif isinstance(e, PaymentAuthorized):
+                revenue += e.amount * {"EUR": 100, "XXX": 50}[e.currency] // 100
+        assert rt.query(OrderBoard, after=last).status() == final
+        assert list(final.values()).count("confirmed") == confirmed
+        assert rt.query(StockLevels, after=last).levels() == stock
+        assert rt.query(Revenue, after=last).total()[0] == revenue  # resumed from its checkpoint
+        assert rt.dead_letters() == []

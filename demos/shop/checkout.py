@@ -8,11 +8,12 @@ from typing import Any, ClassVar
 
 import attrs
 
-from demos.shop.inventory import ReleaseStock, ReserveStock, StockReserved, StockUnavailable
-from demos.shop.orders import CancelOrder, ConfirmOrder, OrderCancelled, OrderConfirmed, OrderPlaced
-from demos.shop.payments import ChargeCard, PaymentAuthorized, PaymentDeclined, VoidPayment
-from demos.shop.shipping import ShipmentBooked, ShipOrder
 from reactor import Saga, event, on
+
+from .inventory import ReleaseStock, ReserveStock, StockReserved, StockUnavailable
+from .orders import CancelOrder, ConfirmOrder, OrderCancelled, OrderConfirmed, OrderPlaced
+from .payments import ChargeCard, PaymentAuthorized, PaymentDeclined, VoidPayment
+from .shipping import ShipmentBooked, ShipOrder
 
 
 @event("shop.PaymentTimedOut", kind="system")

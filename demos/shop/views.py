@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from demos.shop.inventory import StockAdded, StockReleased, StockReserved
-from demos.shop.orders import OrderCancelled, OrderConfirmed, OrderPlaced
-from demos.shop.payments import PaymentAuthorized
 from reactor import Envelope, Projection, on
+
+from .inventory import StockAdded, StockReleased, StockReserved
+from .orders import OrderCancelled, OrderConfirmed, OrderPlaced
+from .payments import PaymentAuthorized
 
 
 class OrderBoard(Projection):
@@ -64,10 +65,14 @@ class StockLevels(Projection):
 
 
 class Revenue(Projection):
-    """Books authorized payments. It knows no exchange rate for "XXX": such an order is
-    its poison, until a fix is deployed (`rates` gains the currency)."""
+    """Books authorized payments (durable: it resumes from its checkpoint). It knows no
+    exchange rate for "XXX": such an order is its poison until a fix is deployed
+    (`rates` gains the currency)."""
 
+    durable = True
     rates: ClassVar[dict[str, int]] = {"EUR": 100, "USD": 92}  # cents of EUR per 100
+    total_eur_cents: int
+    orders: int
 
     def __init__(self) -> None:
         self.total_eur_cents = 0
