@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SCENARIOS = {"journal": "perf.journal", "runtime": "perf.runtime", "faults": "perf.faults"}
+SCENARIOS = {
+    "journal": "perf.journal",
+    "runtime": "perf.runtime",
+    "faults": "perf.faults",
+    "shop": "perf.shop",
+}
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
 parser.add_argument("scenarios", nargs="*", metavar="scenario", help=", ".join(SCENARIOS))

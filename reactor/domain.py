@@ -184,13 +184,16 @@ class Saga:
     Handlers get `(event, ctx)`: `ctx.send(cmd)`, `ctx.schedule(delay, event)` (a deadline,
     handed back to this instance), `ctx.cancel(timer_id)`, `ctx.done()`. A handler is all or
     nothing; its state (class-level annotations give the types), handled positions and
-    deadlines are saved with its checkpoint, so a restart resumes each instance where it
-    stood and commands it sends carry derived ids (never applied twice).
+    deadlines are saved with its checkpoint (every `checkpoint_every` events and at stop),
+    so a restart resumes each instance where it stood; events since are redelivered, and
+    the commands and deadlines they cause carry derived ids, so nothing happens twice.
     """
 
     __reactor_key__: ClassVar[str | None] = None
     __reactor_name__: ClassVar[str] = "Saga"
     retry: ClassVar[RetryPolicy | None] = None  # None: the Runtime's retry policy
+    # Events between checkpoints: redelivered after a crash, which is safe (derived ids).
+    checkpoint_every: ClassVar[int] = 100
 
     def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
         super().__init_subclass__(**kw)

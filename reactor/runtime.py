@@ -311,7 +311,7 @@ class Runtime:
             dict.fromkeys(names, route),
             frozenset(names),
             True,
-            1,
+            cls.checkpoint_every,
             hints,
             frozenset(),
             cls.retry,
