@@ -100,7 +100,7 @@ def test_a_resent_command_id_returns_the_first_result(rt: Runtime) -> None:
 def test_unknown_commands_and_classes_are_clear_errors(rt: Runtime) -> None:
     with pytest.raises(UnknownCommand, match=r"no registered aggregate handles .*Audited"):
         rt.send(Audited("x"))  # type: ignore[arg-type]
-    with pytest.raises(RegistrationError, match="takes Aggregate and Projection subclasses"):
+    with pytest.raises(RegistrationError, match="takes Aggregate, Projection and Saga subclasses"):
         rt.register(int)
 
 
