@@ -82,7 +82,21 @@ def _state_hints(cls: type) -> dict[str, Any]:
     return {k: v for k, v in hints.items() if typing.get_origin(v) is not ClassVar}
 
 
-class Aggregate:
+class _Keyed:
+    """`key=` (the field naming the instance) and `name=` (default: the class name), as
+    class keyword arguments."""
+
+    __reactor_key__: ClassVar[str | None] = None
+    __reactor_name__: ClassVar[str] = ""
+
+    def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
+        super().__init_subclass__(**kw)
+        if key is not None:
+            cls.__reactor_key__ = key
+        cls.__reactor_name__ = name or cls.__name__
+
+
+class Aggregate(_Keyed):
     """Base of event-sourced aggregates: `class Account(Aggregate, key="account_id")`.
 
     `key` names the command field that picks the instance; the stream id is
@@ -91,15 +105,7 @@ class Aggregate:
     Class-level annotations give state attributes their types for snapshots.
     """
 
-    __reactor_key__: ClassVar[str | None] = None
-    __reactor_name__: ClassVar[str | None] = None
     snapshot_every: ClassVar[int | None] = None
-
-    def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
-        super().__init_subclass__(**kw)
-        if key is not None:
-            cls.__reactor_key__ = key
-        cls.__reactor_name__ = name or cls.__name__
 
     @classmethod
     def __reactor_type__(cls, snapshot_every: int | None) -> AggregateType:
@@ -176,7 +182,7 @@ class Projection:
         )
 
 
-class Saga:
+class Saga(_Keyed):
     """Base of sagas (process managers): `class Checkout(Saga, key="order_id")`.
 
     One instance per value of the `key` field of the events it handles. `@on(Event,
@@ -189,17 +195,9 @@ class Saga:
     the commands and deadlines they cause carry derived ids, so nothing happens twice.
     """
 
-    __reactor_key__: ClassVar[str | None] = None
-    __reactor_name__: ClassVar[str] = "Saga"
     retry: ClassVar[RetryPolicy | None] = None  # None: the Runtime's retry policy
     # Events between checkpoints: redelivered after a crash, which is safe (derived ids).
     checkpoint_every: ClassVar[int] = 100
-
-    def __init_subclass__(cls, *, key: str | None = None, name: str | None = None, **kw: Any):
-        super().__init_subclass__(**kw)
-        if key is not None:
-            cls.__reactor_key__ = key
-        cls.__reactor_name__ = name or cls.__name__
 
     @classmethod
     def __reactor_saga__(cls) -> tuple[str, dict[type, SagaHandler], dict[str, Any]]:

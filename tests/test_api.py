@@ -1,0 +1,63 @@
+"""The public API is `reactor.__all__`: nothing leaks, nothing goes missing."""
+
+from __future__ import annotations
+
+import reactor
+
+PUBLIC = {
+    "Aggregate",
+    "Codec",
+    "CommandResult",
+    "ConcurrencyError",
+    "DeadLetter",
+    "DecodeError",
+    "DuplicateEventId",
+    "EncodeError",
+    "Envelope",
+    "EventStore",
+    "NewEvent",
+    "Projection",
+    "ReactorError",
+    "Registry",
+    "RegistrationError",
+    "Rejected",
+    "RetryPolicy",
+    "Runtime",
+    "RuntimeStopped",
+    "Saga",
+    "StorageError",
+    "Timeout",
+    "UnknownCommand",
+    "UnknownEventType",
+    "applies",
+    "command",
+    "default_registry",
+    "event",
+    "handles",
+    "on",
+    "open_store",
+    "upcaster",
+}
+
+
+def test_all_is_the_public_api() -> None:
+    assert set(reactor.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert getattr(reactor, name) is not None
+
+
+def test_every_error_is_a_reactor_error_and_a_builtin() -> None:
+    builtins = {
+        "ConcurrencyError": Exception,
+        "DecodeError": ValueError,
+        "DuplicateEventId": ValueError,
+        "EncodeError": TypeError,
+        "RegistrationError": TypeError,
+        "RuntimeStopped": RuntimeError,
+        "Timeout": TimeoutError,
+        "UnknownCommand": LookupError,
+        "UnknownEventType": LookupError,
+    }
+    for name, builtin in builtins.items():
+        cls = getattr(reactor, name)
+        assert issubclass(cls, reactor.ReactorError) and issubclass(cls, builtin), name
