@@ -119,3 +119,11 @@ def test_shop_demo_read_models_match_the_journal(tmp_path: Path) -> None:
         assert rt.query(StockLevels, after=last).levels() == stock
         assert rt.query(Revenue, after=last).total()[0] == revenue  # resumed from its checkpoint
         assert rt.dead_letters() == []
+    for argv in (["journal", "streams"], ["journal", "show", "Order-order-0001"], ["dlq", "list"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "reactor", *argv, "--store", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0 and shown.stdout, (argv, shown.stderr)
