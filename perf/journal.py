@@ -19,7 +19,9 @@ from perf.report import rate, row
 from reactor import Codec, EventStore, Registry, event
 from reactor.events import new_id
 from reactor.store import Append, SQLiteStorage
-from reactor.store.sqlite import _INSERT, _SCHEMA, SCHEMA_VERSION
+from reactor.store.sqlite_schema import INSERT_EVENT as _INSERT
+from reactor.store.sqlite_schema import SCHEMA as _SCHEMA
+from reactor.store.sqlite_schema import SCHEMA_VERSION
 
 registry = Registry()
 

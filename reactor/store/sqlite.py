@@ -6,7 +6,6 @@ one reader connection per thread, lazy reads in pages. `synchronous` is FULL by 
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import threading
@@ -15,7 +14,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from reactor.errors import ReactorError, StorageError
+from reactor.errors import StorageError
 from reactor.store.base import (
     Append,
     AppendOutcome,
@@ -26,64 +25,19 @@ from reactor.store.base import (
     Snapshot,
     StoredEvent,
     StreamInfo,
-    check_append,
+)
+from reactor.store.sqlite_batch import Batch
+from reactor.store.sqlite_schema import (
+    SAVE_CHECKPOINT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SELECT_EVENT,
+    checkpoint_row,
+    stored_event,
 )
 
-SCHEMA_VERSION = 1
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _PAGE = 1000
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS streams (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    position INTEGER PRIMARY KEY,
-    stream INTEGER NOT NULL REFERENCES streams (id),
-    seq INTEGER NOT NULL,
-    event_id TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    timestamp REAL NOT NULL,
-    metadata BLOB,
-    correlation_id TEXT,
-    causation_id TEXT,
-    UNIQUE (stream, seq)
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL,
-    version INTEGER NOT NULL, state BLOB NOT NULL, timestamp REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name TEXT PRIMARY KEY, position INTEGER NOT NULL, state BLOB, timestamp REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS commands (
-    command_id TEXT PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,
-    count INTEGER NOT NULL, position INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id TEXT PRIMARY KEY, handler TEXT NOT NULL, position INTEGER NOT NULL,
-    stream TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
-    parked TEXT NOT NULL, request TEXT NOT NULL
-);
-INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
-INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
-"""
-# The columns of a StoredEvent, in its field order.
-_EVENT = (
-    "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
-    "e.metadata, e.correlation_id, e.causation_id FROM events e JOIN streams s ON s.id = e.stream"
-)
-_INSERT = (  # the columns of a NewRecord after position, stream, seq
-    "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
-    "metadata, correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
-_MAX_VARIABLES = 30_000  # SQLite allows 32,766 parameters per statement
-_SAVE_CHECKPOINT = (
-    "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
-)
 
 
 class SQLiteStorage:
@@ -164,7 +118,7 @@ class SQLiteStorage:
         }
         if not tables:  # IF NOT EXISTS: another process may be creating it right now
             self._writer.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA.format(version=SCHEMA_VERSION)}COMMIT;"
+                f"BEGIN IMMEDIATE;{SCHEMA.format(version=SCHEMA_VERSION)}COMMIT;"
             )
             return
         if "reactor_meta" not in tables:
@@ -201,7 +155,7 @@ class SQLiteStorage:
         """
         with self._transaction() as db:
             db.execute("BEGIN IMMEDIATE")
-            return _Batch(db).run(appends)
+            return Batch(db).run(appends)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -210,7 +164,7 @@ class SQLiteStorage:
     ) -> Iterator[StoredEvent]:
         self._check_open()
         return self._pages(
-            f"{_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq LIMIT ?",
+            f"{SELECT_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq LIMIT ?",
             [stream_id],
             max(from_seq, 1) - 1,
             to_seq if to_seq is not None else 2**62,
@@ -231,7 +185,7 @@ class SQLiteStorage:
             where = f"e.type IN ({', '.join('?' * len(types))}) AND {where}"
             params = types
         return self._pages(
-            f"{_EVENT} WHERE {where} ORDER BY e.position LIMIT ?",
+            f"{SELECT_EVENT} WHERE {where} ORDER BY e.position LIMIT ?",
             params,
             max(after, 0),
             2**62,
@@ -250,7 +204,7 @@ class SQLiteStorage:
         while left != 0:
             size = _PAGE if left < 0 else min(_PAGE, left)
             rows = self._query(sql, [*params, after, upto, size])
-            yield from map(_stored_event, rows)
+            yield from map(stored_event, rows)
             if len(rows) < size:
                 return
             after = rows[-1][key]
@@ -335,7 +289,7 @@ class SQLiteStorage:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
             db.execute("BEGIN IMMEDIATE")
-            db.execute(_SAVE_CHECKPOINT, _checkpoint_row(checkpoint))
+            db.execute(SAVE_CHECKPOINT, checkpoint_row(checkpoint))
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
@@ -357,143 +311,6 @@ class SQLiteStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"{self.url}: the store is closed")
-
-
-class _Batch:
-    """The decisions and rows of one `append_batch`, inside its transaction."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        self.streams: dict[str, tuple[int | None, int]] = {}  # name -> (id, version)
-        self.by_id: dict[str, StoredEvent] = {}  # stored or inserted by this batch
-        self.rows: list[tuple[Any, ...]] = []
-        self.checkpoints: list[tuple[Any, ...]] = []
-        self.commands: dict[str, CommandRecord] = {}  # recorded, or recorded by this batch
-        self.new_commands: dict[str, tuple[StoredEvent, ...]] = {}  # with their events
-        self.touched: dict[int, int] = {}  # stream id -> new version
-        self.position = 0  # the last position taken
-
-    def run(self, appends: Sequence[Append]) -> list[AppendOutcome]:
-        names = list({a.stream_id for a in appends})
-        for chunk in _chunks(names):
-            self.streams.update(
-                (name, (sid, version))
-                for name, sid, version in self.db.execute(
-                    f"SELECT name, id, version FROM streams WHERE name IN ({_marks(chunk)})", chunk
-                )
-            )
-        ids = [r.event_id for a in appends for r in a.records]
-        for chunk in _chunks(ids):
-            for row in self.db.execute(f"{_EVENT} WHERE e.event_id IN ({_marks(chunk)})", chunk):
-                self.by_id[row[0]] = StoredEvent._make(row)
-        command_ids = [a.command_id for a in appends if a.command_id is not None]
-        for chunk in _chunks(command_ids):
-            for row in self.db.execute(
-                f"SELECT * FROM commands WHERE command_id IN ({_marks(chunk)})", chunk
-            ):
-                self.commands[row[0]] = CommandRecord(*row)
-        last = self.db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-        self.position = last[0]
-        outcomes = [self._decide(a) for a in appends]
-        self.db.executemany(_INSERT, self.rows)
-        self.db.executemany(
-            "UPDATE streams SET version = ? WHERE id = ?",
-            [(version, sid) for sid, version in self.touched.items()],
-        )
-        self.db.executemany(_SAVE_CHECKPOINT, self.checkpoints)
-        self.db.executemany(
-            "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
-            [
-                (c.command_id, c.stream_id, c.version, c.count, c.position)
-                for c in map(self.commands.__getitem__, self.new_commands)
-            ],
-        )
-        return outcomes
-
-    def _decide(self, a: Append) -> AppendOutcome:
-        done = self.commands.get(a.command_id) if a.command_id is not None else None
-        if done is not None:
-            events = self.new_commands.get(done.command_id)
-            if events is None:
-                events = tuple(self._events_of(done))
-            return AppendOutcome(events=events, command=done)
-        sid, actual = self.streams.get(a.stream_id, (None, 0))
-        try:
-            stored = check_append(
-                a.stream_id,
-                a.records,
-                a.expected_version,
-                actual,
-                [self.by_id.get(r.event_id) for r in a.records],
-            )
-        except ReactorError as refused:
-            return AppendOutcome(error=refused)
-        if stored is not None:
-            return self._outcome(a, stored, actual)
-        if a.records:
-            if sid is None:
-                cursor = self.db.execute(
-                    "INSERT INTO streams (name, version) VALUES (?, 0)", (a.stream_id,)
-                )
-                sid = int(cursor.lastrowid)  # type: ignore[arg-type]
-            stored = []
-            for seq, r in enumerate(a.records, actual + 1):
-                self.position += 1
-                e = StoredEvent(
-                    r.event_id,
-                    a.stream_id,
-                    seq,
-                    self.position,
-                    r.type,
-                    r.version,
-                    r.data,
-                    r.timestamp,
-                    r.metadata,
-                    r.correlation_id,
-                    r.causation_id,
-                )
-                self.rows.append((self.position, sid, seq, *r))
-                self.by_id[r.event_id] = e
-                stored.append(e)
-            self.streams[a.stream_id] = (sid, actual + len(a.records))
-            self.touched[sid] = actual + len(a.records)
-        if a.checkpoint is not None:
-            self.checkpoints.append(_checkpoint_row(a.checkpoint))
-        return self._outcome(a, stored or [], actual)
-
-    def _outcome(self, a: Append, stored: list[StoredEvent], actual: int) -> AppendOutcome:
-        command = None
-        if a.command_id is not None:
-            command = CommandRecord(
-                a.command_id,
-                a.stream_id,
-                stored[-1].seq if stored else actual,
-                len(stored),
-                stored[-1].position if stored else 0,
-            )
-            self.commands[a.command_id] = command
-            self.new_commands[a.command_id] = tuple(stored)
-        return AppendOutcome(events=tuple(stored), command=command)
-
-    def _events_of(self, c: CommandRecord) -> list[StoredEvent]:
-        rows = self.db.execute(
-            f"{_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq",
-            (c.stream_id, c.version - c.count, c.version),
-        )
-        return [_stored_event(row) for row in rows]
-
-
-def _checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
-    return (cp.name, cp.position, cp.state, time.time())
-
-
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), _MAX_VARIABLES):
-        yield items[start : start + _MAX_VARIABLES]
-
-
-def _marks(items: Sequence[object]) -> str:
-    return ", ".join("?" * len(items))
 
 
 class _Transaction:

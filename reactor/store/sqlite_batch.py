@@ -1,0 +1,165 @@
+"""One `append_batch` on SQLite: every append decided in Python inside the transaction.
+
+Under the write lock nobody else writes, so the batch reads every stream's (id, version),
+every known event id and command id at once, decides each append in order, then inserts
+all rows with one `executemany`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from reactor.errors import ReactorError
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    CommandRecord,
+    StoredEvent,
+    check_append,
+)
+from reactor.store.sqlite_schema import (
+    INSERT_EVENT,
+    SAVE_CHECKPOINT,
+    SELECT_EVENT,
+    checkpoint_row,
+    stored_event,
+)
+
+MAX_VARIABLES = 30_000  # SQLite allows 32,766 parameters per statement
+
+
+class Batch:
+    """The decisions and rows of one `append_batch`, inside its transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.streams: dict[str, tuple[int | None, int]] = {}  # name -> (id, version)
+        self.by_id: dict[str, StoredEvent] = {}  # stored or inserted by this batch
+        self.rows: list[tuple[Any, ...]] = []
+        self.checkpoints: list[tuple[Any, ...]] = []
+        self.commands: dict[str, CommandRecord] = {}  # recorded, or recorded by this batch
+        self.new_commands: dict[str, tuple[StoredEvent, ...]] = {}  # with their events
+        self.touched: dict[int, int] = {}  # stream id -> new version
+        self.position = 0  # the last position taken
+
+    def run(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        names = list({a.stream_id for a in appends})
+        for chunk in chunks(names):
+            self.streams.update(
+                (name, (sid, version))
+                for name, sid, version in self.db.execute(
+                    f"SELECT name, id, version FROM streams WHERE name IN ({marks(chunk)})", chunk
+                )
+            )
+        ids = [r.event_id for a in appends for r in a.records]
+        for chunk in chunks(ids):
+            for row in self.db.execute(
+                f"{SELECT_EVENT} WHERE e.event_id IN ({marks(chunk)})", chunk
+            ):
+                self.by_id[row[0]] = StoredEvent._make(row)
+        command_ids = [a.command_id for a in appends if a.command_id is not None]
+        for chunk in chunks(command_ids):
+            for row in self.db.execute(
+                f"SELECT * FROM commands WHERE command_id IN ({marks(chunk)})", chunk
+            ):
+                self.commands[row[0]] = CommandRecord(*row)
+        last = self.db.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        self.position = last[0]
+        outcomes = [self._decide(a) for a in appends]
+        self.db.executemany(INSERT_EVENT, self.rows)
+        self.db.executemany(
+            "UPDATE streams SET version = ? WHERE id = ?",
+            [(version, sid) for sid, version in self.touched.items()],
+        )
+        self.db.executemany(SAVE_CHECKPOINT, self.checkpoints)
+        self.db.executemany(
+            "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
+            [
+                (c.command_id, c.stream_id, c.version, c.count, c.position)
+                for c in map(self.commands.__getitem__, self.new_commands)
+            ],
+        )
+        return outcomes
+
+    def _decide(self, a: Append) -> AppendOutcome:
+        done = self.commands.get(a.command_id) if a.command_id is not None else None
+        if done is not None:
+            events = self.new_commands.get(done.command_id)
+            if events is None:
+                events = tuple(self._events_of(done))
+            return AppendOutcome(events=events, command=done)
+        sid, actual = self.streams.get(a.stream_id, (None, 0))
+        try:
+            stored = check_append(
+                a.stream_id,
+                a.records,
+                a.expected_version,
+                actual,
+                [self.by_id.get(r.event_id) for r in a.records],
+            )
+        except ReactorError as refused:
+            return AppendOutcome(error=refused)
+        if stored is not None:
+            return self._outcome(a, stored, actual)
+        if a.records:
+            if sid is None:
+                cursor = self.db.execute(
+                    "INSERT INTO streams (name, version) VALUES (?, 0)", (a.stream_id,)
+                )
+                sid = int(cursor.lastrowid)  # type: ignore[arg-type]
+            stored = []
+            for seq, r in enumerate(a.records, actual + 1):
+                self.position += 1
+                e = StoredEvent(
+                    r.event_id,
+                    a.stream_id,
+                    seq,
+                    self.position,
+                    r.type,
+                    r.version,
+                    r.data,
+                    r.timestamp,
+                    r.metadata,
+                    r.correlation_id,
+                    r.causation_id,
+                )
+                self.rows.append((self.position, sid, seq, *r))
+                self.by_id[r.event_id] = e
+                stored.append(e)
+            self.streams[a.stream_id] = (sid, actual + len(a.records))
+            self.touched[sid] = actual + len(a.records)
+        if a.checkpoint is not None:
+            self.checkpoints.append(checkpoint_row(a.checkpoint))
+        return self._outcome(a, stored or [], actual)
+
+    def _outcome(self, a: Append, stored: list[StoredEvent], actual: int) -> AppendOutcome:
+        command = None
+        if a.command_id is not None:
+            command = CommandRecord(
+                a.command_id,
+                a.stream_id,
+                stored[-1].seq if stored else actual,
+                len(stored),
+                stored[-1].position if stored else 0,
+            )
+            self.commands[a.command_id] = command
+            self.new_commands[a.command_id] = tuple(stored)
+        return AppendOutcome(events=tuple(stored), command=command)
+
+    def _events_of(self, c: CommandRecord) -> list[StoredEvent]:
+        rows = self.db.execute(
+            f"{SELECT_EVENT} WHERE s.name = ? AND e.seq > ? AND e.seq <= ? ORDER BY e.seq",
+            (c.stream_id, c.version - c.count, c.version),
+        )
+        return [stored_event(row) for row in rows]
+
+
+def chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), MAX_VARIABLES):
+        yield items[start : start + MAX_VARIABLES]
+
+
+def marks(items: Sequence[object]) -> str:
+    return ", ".join("?" * len(items))

@@ -1,0 +1,66 @@
+"""The SQLite journal's schema and the statements shared by its reads and its batches."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from reactor.store.base import Checkpoint, StoredEvent
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    stream INTEGER NOT NULL REFERENCES streams (id),
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    timestamp REAL NOT NULL,
+    metadata BLOB,
+    correlation_id TEXT,
+    causation_id TEXT,
+    UNIQUE (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL,
+    version INTEGER NOT NULL, state BLOB NOT NULL, timestamp REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, position INTEGER NOT NULL, state BLOB, timestamp REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,
+    count INTEGER NOT NULL, position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY, handler TEXT NOT NULL, position INTEGER NOT NULL,
+    stream TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    parked TEXT NOT NULL, request TEXT NOT NULL
+);
+INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
+INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
+"""
+# The columns of a StoredEvent, in its field order.
+SELECT_EVENT = (
+    "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
+    "e.metadata, e.correlation_id, e.causation_id FROM events e JOIN streams s ON s.id = e.stream"
+)
+INSERT_EVENT = (  # the columns of a NewRecord after position, stream, seq
+    "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
+    "metadata, correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
+SAVE_CHECKPOINT = (
+    "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
+)
+
+
+def checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
+    return (cp.name, cp.position, cp.state, time.time())
