@@ -370,7 +370,8 @@ class Runtime:
         actor._start_actor_loop()
         self._consumers[spec.name] = ref
         self._handlers[spec.label] = ref
-        self._query_refs[spec.cls] = ref
+        if spec.cls in self._projections:
+            self._query_refs[spec.cls] = ref
         return ref
 
     # -- commands -----------------------------------------------------------------------------

@@ -280,3 +280,16 @@ def test_a_named_subscriber_resumes_after_its_checkpoint(tmp_path: Path) -> None
         rt.subscribe(lambda e, env: seen.append(env.position), name="mailer")
         rt.send(Deposit("a1", 4))
     assert seen == [2, 3, 4]
+
+
+def test_only_projections_answer_queries(rt: Runtime) -> None:
+    from demos.shop.checkout import Checkout
+
+    rt.register(Checkout)
+    for not_a_projection in (Checkout, Account, int):
+        with pytest.raises(RegistrationError, match="is not a registered projection"):
+            rt.query(not_a_projection)
+    with pytest.raises(
+        AttributeError, match="Balances has no query 'totals'; its queries: balance"
+    ):
+        rt.query(Balances).totals  # noqa: B018
