@@ -21,7 +21,6 @@ from pykka import ActorRef
 from reactor.actors.aggregate import AggregateHost
 from reactor.actors.consumer import ConsumerActor
 from reactor.actors.dispatch import Dispatcher, current_dispatcher
-from reactor.actors.journal import JournalActor
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
@@ -34,11 +33,10 @@ from reactor.actors.messages import (
     Reply,
     Sync,
 )
-from reactor.actors.router import RouterActor
 from reactor.actors.saga import SagaManager
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.specs import AggregateType, ConsumerType
-from reactor.actors.supervisor import Strategy, SupervisorActor
+from reactor.actors.tree import build_tree
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped, UnknownCommand
 from reactor.events import CommandResult, Envelope, NewEvent, new_id
@@ -133,42 +131,15 @@ class Runtime:
         return self
 
     def _build_tree(self) -> None:
-        """root (rest-for-one) -> journal, router, projections, subscribers, aggregates.
-
-        A journal or router restart restarts every consumer after it, which then catches
-        up from the store: nothing routed half-way is missed.
-        """
-
-        def supervisor(name: str, strategy: Strategy, **kw: Any) -> SupervisorActor:
-            ref = SupervisorActor.start(self._pool, name, self._timers, strategy=strategy, **kw)
-            actor: SupervisorActor = ref._actor_weakref()  # type: ignore[assignment]
-            return actor
-
-        self._root = supervisor("root", Strategy.REST_FOR_ONE, give_up=self._give_up)
-        router = RouterActor(self._pool, self.store.last_position())
-        journal = JournalActor(self._io, self.store, router.actor_ref)
-        self._projections_sup = supervisor("projections", Strategy.ONE_FOR_ONE)
-        self._subscribers_sup = supervisor("subscribers", Strategy.ONE_FOR_ONE)
-        self._aggregates_sup = supervisor("aggregates", Strategy.ONE_FOR_ONE, max_restarts=100)
-        for child in (
-            journal,
-            router,
-            self._projections_sup,
-            self._subscribers_sup,
-            self._aggregates_sup,
-        ):
-            self._root.adopt(child)
-        for actor in (router, journal):
-            pykka.ActorRegistry.register(actor.actor_ref)
-            actor._start_actor_loop()
-        self._router, self._journal = router.actor_ref, journal.actor_ref
+        self._tree = build_tree(self._pool, self._io, self.store, self._timers, self._give_up)
+        self._router, self._journal = self._tree.router, self._tree.journal
         self._host = AggregateHost(
             self._pool,
             self.store,
             self._journal,
             max_live=self.max_live,
             idle_timeout=self.idle_timeout,
-            supervisor=self._aggregates_sup,
+            supervisor=self._tree.aggregates,
         )
 
     def _give_up(self, reason: str) -> None:
@@ -191,12 +162,7 @@ class Runtime:
                 return
             self._state = "stopping"
         try:
-            for sup in (
-                self._root,
-                self._projections_sup,
-                self._subscribers_sup,
-                self._aggregates_sup,
-            ):
+            for sup in self._tree.supervisors():
                 sup.actor_ref.stop(block=True, timeout=timeout)  # no restarts while stopping
             sagas = {n: r for n, r in self._consumers.items() if n.startswith("saga:")}
             if sagas:  # sagas first: the commands they send on the way still go through
@@ -349,9 +315,8 @@ class Runtime:
         start_at: int,
         checkpoints: bool,
     ) -> ActorRef[Any]:
-        sup = (
-            self._subscribers_sup if spec.name.startswith("subscriber:") else self._projections_sup
-        )
+        tree = self._tree
+        sup = tree.subscribers if spec.name.startswith("subscriber:") else tree.projections
         actor = ConsumerActor(
             dispatcher,
             spec,

@@ -1,0 +1,65 @@
+"""The supervision tree of a runtime: root (rest-for-one) -> journal, router, projections,
+subscribers, aggregates.
+
+A journal or router restart restarts every consumer after it, which then catches up from
+the store: nothing routed half-way is missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pykka
+from pykka import ActorRef
+
+from reactor.actors.dispatch import Dispatcher
+from reactor.actors.journal import JournalActor
+from reactor.actors.router import RouterActor
+from reactor.actors.scheduler import Scheduler
+from reactor.actors.supervisor import Strategy, SupervisorActor
+from reactor.store.event_store import EventStore
+
+
+@attrs.frozen
+class Tree:
+    """The fixed actors of a runtime and the supervisors for everything else."""
+
+    root: SupervisorActor
+    journal: ActorRef[Any]
+    router: ActorRef[Any]
+    projections: SupervisorActor  # projections and sagas, one-for-one
+    subscribers: SupervisorActor  # subscriber functions, one-for-one
+    aggregates: SupervisorActor  # aggregate actors (not kept: there may be millions)
+
+    def supervisors(self) -> tuple[SupervisorActor, ...]:
+        return (self.root, self.projections, self.subscribers, self.aggregates)
+
+
+def build_tree(
+    pool: Dispatcher,
+    io: Dispatcher,
+    store: EventStore,
+    timers: Scheduler,
+    give_up: Callable[[str], None],
+) -> Tree:
+    """Start the supervisors, the router (on `pool`) and the journal (on `io`)."""
+
+    def supervisor(name: str, strategy: Strategy, **kw: Any) -> SupervisorActor:
+        ref = SupervisorActor.start(pool, name, timers, strategy=strategy, **kw)
+        actor: SupervisorActor = ref._actor_weakref()  # type: ignore[assignment]
+        return actor
+
+    root = supervisor("root", Strategy.REST_FOR_ONE, give_up=give_up)
+    router = RouterActor(pool, store.last_position())
+    journal = JournalActor(io, store, router.actor_ref)
+    projections = supervisor("projections", Strategy.ONE_FOR_ONE)
+    subscribers = supervisor("subscribers", Strategy.ONE_FOR_ONE)
+    aggregates = supervisor("aggregates", Strategy.ONE_FOR_ONE, max_restarts=100)
+    for child in (journal, router, projections, subscribers, aggregates):
+        root.adopt(child)
+    for actor in (router, journal):
+        pykka.ActorRegistry.register(actor.actor_ref)
+        actor._start_actor_loop()
+    return Tree(root, journal.actor_ref, router.actor_ref, projections, subscribers, aggregates)
