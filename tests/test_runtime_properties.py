@@ -52,12 +52,19 @@ def run_threads(rt: Runtime, per_thread: list[list[tuple[str, str, int]]]) -> li
     return results
 
 
+CLIENTS = st.lists(st.lists(commands, max_size=12), min_size=1, max_size=4)
+
+
 @RUNS
-@given(st.lists(st.lists(commands, max_size=12), min_size=1, max_size=4))
+@given(CLIENTS)
 def test_concurrent_commands_match_a_model(per_thread: list[list[tuple[str, str, int]]]) -> None:
     """Guarantees 1 and 2, and per-client order: whatever the interleaving, each stream is
     gapless, holds exactly the accepted commands (each client's in its order), balances
     never go negative, and read_all, the projection and a subscriber agree on positions."""
+    check_concurrent_commands(per_thread)
+
+
+def check_concurrent_commands(per_thread: list[list[tuple[str, str, int]]]) -> None:
     seen: list[int] = []
     with Runtime("memory://", workers=3) as rt:
         rt.register(Account, Balances)
