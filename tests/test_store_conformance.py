@@ -269,3 +269,23 @@ def test_dead_letters_are_kept_replaced_and_deleted(storage: Storage) -> None:
     assert storage.dead_letters("Balances") == [redrive]
     assert storage.delete_dead_letter("d1") and not storage.delete_dead_letter("d1")
     assert storage.dead_letters() == [b]
+
+
+def test_keyed_rows_are_saved_with_their_checkpoint(storage: Storage) -> None:
+    storage.save_checkpoint(Checkpoint("saga:S", 3, b"blob", keyed=(("k1", b"a"), ("k2", b"b"))))
+    storage.append_batch(
+        [
+            Append(
+                "A",
+                [rec("a1")],
+                0,
+                Checkpoint("saga:S", 5, None, keyed=(("k1", None), ("k3", b"c"))),
+            ),
+            Append(
+                "B", [rec("b1")], 7, Checkpoint("saga:S", 6, None, keyed=(("k2", None),))
+            ),  # refused
+        ]
+    )
+    assert storage.load_checkpoint("saga:S") == Checkpoint("saga:S", 5, None)
+    assert storage.load_keyed("saga:S") == {"k2": b"b", "k3": b"c"}
+    assert storage.load_keyed("other") == {}

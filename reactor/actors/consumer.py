@@ -111,17 +111,18 @@ class ConsumerActor(PooledActor):
 
     def _load(self, state: bytes) -> None:
         load = getattr(self.instance, "load_state", None)
-        if load is not None:
-            load(self.store.codec, state)
+        if load is not None:  # a saga: its instances are keyed rows
+            load(self.store.codec, state, self.store.storage.load_keyed(self.spec.name))
         else:
             vars(self.instance).update(self.store.codec.decode_state(state, self.spec.state_hints))
 
-    def _dump(self) -> bytes:
+    def _dump(self) -> tuple[bytes, tuple[tuple[str, bytes | None], ...]]:
+        """The state, and the keyed rows that changed (a saga's instances)."""
         dump = getattr(self.instance, "dump_state", None)
         if dump is not None:
-            data: bytes = dump(self.store.codec)
-            return data
-        return self.store.codec.encode_state(_state(self.instance), self.spec.state_hints)
+            state, rows = dump(self.store.codec)
+            return state, rows
+        return self.store.codec.encode_state(_state(self.instance), self.spec.state_hints), ()
 
     def on_failed(self, error: BaseException) -> None:
         if isinstance(self._current, Query):
@@ -385,10 +386,8 @@ class ConsumerActor(PooledActor):
             return  # a pending retry holds the checkpoint: state and position must agree
         if not force and self.unsaved < self.spec.checkpoint_every:
             return
-        state = None
-        if self.spec.durable:
-            state = self._dump()
-        tell(self.journal, SaveCheckpoint(Checkpoint(self.spec.name, self.position, state)))
+        state, rows = self._dump() if self.spec.durable else (None, ())
+        tell(self.journal, SaveCheckpoint(Checkpoint(self.spec.name, self.position, state, rows)))
         self.unsaved = 0
 
 

@@ -5,12 +5,14 @@ starting one on a `start=True` handler. A handler is atomic: the commands it sen
 deadlines it sets and `done()` take effect only if it returns; if it raises, the instance
 is put back as it was (and the consumer's retry policy applies). Sent commands carry ids
 derived from the saga, the instance and the cause, so a redelivered event or a deadline
-firing again cannot act twice. Instances, finished keys and deadlines are saved with the
-checkpoint (`dump_state`/`load_state`).
+firing again cannot act twice. Deadlines are saved with the checkpoint, instances as
+keyed rows beside it (only those changed since the last one); a finished instance's row is
+deleted, and events for it afterwards find no instance (as in Axon and Commanded).
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import time
@@ -24,6 +26,7 @@ from reactor.codec import Codec, dumps, loads
 from reactor.events import Envelope
 
 log = logging.getLogger(__name__)
+RECENTLY_FINISHED = 10_000  # finished keys remembered in memory (start events are ignored)
 Dispatch = Callable[[Any, str, str | None], None]  # (command, command id, correlation id)
 
 
@@ -104,8 +107,9 @@ class SagaManager:
         self.saga, self.name, self.key, self.handlers, self.hints = saga, name, key, handlers, hints
         self.dispatch, self.arm = dispatch, arm  # arm(deadline id, delay): tell me when due
         self.instances: dict[str, Any] = {}
-        self.finished: set[str] = set()
+        self.finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.deadlines: dict[str, Deadline] = {}
+        self.dirty: set[str] = set()  # keys changed since the last dump
 
     def on_event(self, event: Any, env: Envelope) -> None:
         """Route a journal event to its instance (starting one if its handler starts)."""
@@ -148,9 +152,12 @@ class SagaManager:
             ctx._deadlines.pop(timer_id, None)
         for command, command_id in ctx._commands:
             self.dispatch(command, command_id, correlation)
+        self.dirty.add(key)
         if ctx._done:
             self.instances.pop(key, None)
-            self.finished.add(key)
+            self.finished[key] = None  # a guard against stray start events, bounded
+            if len(self.finished) > RECENTLY_FINISHED:
+                self.finished.popitem(last=False)
             self.deadlines = {i: d for i, d in self.deadlines.items() if d.key != key}
             return
         self.instances[key] = instance
@@ -163,31 +170,29 @@ class SagaManager:
         for timer_id, deadline in self.deadlines.items():
             self.arm(timer_id, max(0.0, deadline.due - time.time()))
 
-    def dump_state(self, codec: Codec) -> bytes:
+    def dump_state(self, codec: Codec) -> tuple[bytes, tuple[tuple[str, bytes | None], ...]]:
+        """The deadlines, and a row per instance changed since the last dump (None: gone)."""
         deadlines = {}
         for timer_id, d in self.deadlines.items():
             type_name, version, data = codec.encode(d.event)
             deadlines[timer_id] = [d.key, d.due, type_name, version, data.decode()]
-        return dumps(
-            {
-                "instances": {
-                    k: loads(codec.encode_state(vars(i), self.hints))
-                    for k, i in self.instances.items()
-                },
-                "finished": sorted(self.finished),
-                "deadlines": deadlines,
-            }
+        rows = tuple(
+            (key, codec.encode_state(vars(self.instances[key]), self.hints))
+            if key in self.instances
+            else (key, None)
+            for key in sorted(self.dirty)
         )
+        self.dirty.clear()
+        return dumps({"deadlines": deadlines}), rows
 
-    def load_state(self, codec: Codec, data: bytes) -> None:
-        raw = loads(data)
+    def load_state(self, codec: Codec, data: bytes, rows: Mapping[str, bytes]) -> None:
         self.instances = {}
-        for key, values in raw["instances"].items():
+        for key, values in rows.items():
             instance = self.saga()
-            vars(instance).update(codec.decode_state(dumps(values), self.hints))
+            vars(instance).update(codec.decode_state(values, self.hints))
             self.instances[key] = instance
-        self.finished = set(raw["finished"])
         self.deadlines = {
             timer_id: Deadline(key, due, codec.decode(type_name, version, text.encode())[0])
-            for timer_id, (key, due, type_name, version, text) in raw["deadlines"].items()
+            for timer_id, (key, due, type_name, version, text) in loads(data)["deadlines"].items()
         }
+        self.dirty.clear()

@@ -49,11 +49,16 @@ class StoredEvent(NamedTuple):
 
 @attrs.frozen
 class Checkpoint:
-    """How far a named consumer got in the journal, with its state (saved atomically)."""
+    """How far a named consumer got in the journal, with its state (saved atomically).
+
+    `keyed` are per-key rows saved in the same transaction (a saga's instances): each
+    `(key, state)` replaces that key's row, or deletes it when `state` is None.
+    """
 
     name: str
     position: int
     state: bytes | None = None
+    keyed: tuple[tuple[str, bytes | None], ...] = attrs.field(default=(), eq=False)
 
 
 @attrs.frozen
@@ -218,7 +223,11 @@ class Storage(Protocol):
         ...
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
-        """The named checkpoint, or None."""
+        """The named checkpoint, or None (its `keyed` rows come from `load_keyed`)."""
+        ...
+
+    def load_keyed(self, name: str) -> dict[str, bytes]:
+        """The keyed rows saved with the named checkpoint, by key."""
         ...
 
     def close(self) -> None:

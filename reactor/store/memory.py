@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Iterator, Sequence
 
+import attrs
+
 from reactor.errors import ReactorError, StorageError
 from reactor.store.base import (
     Append,
@@ -39,6 +41,7 @@ class MemoryStorage:
         self._checkpoints: dict[str, Checkpoint] = {}
         self._commands: dict[str, CommandRecord] = {}
         self._dead: dict[str, DeadLetterRecord] = {}
+        self._keyed: dict[str, dict[str, bytes]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -93,7 +96,7 @@ class MemoryStorage:
             if stream:
                 self._streams[a.stream_id] = stream
             if a.checkpoint is not None:
-                self._checkpoints[a.checkpoint.name] = a.checkpoint
+                self._keep(a.checkpoint)
         command = None
         if a.command_id is not None:
             command = CommandRecord(
@@ -190,7 +193,21 @@ class MemoryStorage:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._lock:
             self._check_open()
-            self._checkpoints[checkpoint.name] = checkpoint
+            self._keep(checkpoint)
+
+    def _keep(self, checkpoint: Checkpoint) -> None:
+        self._checkpoints[checkpoint.name] = attrs.evolve(checkpoint, keyed=())
+        rows = self._keyed.setdefault(checkpoint.name, {})
+        for key, state in checkpoint.keyed:
+            if state is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = state
+
+    def load_keyed(self, name: str) -> dict[str, bytes]:
+        with self._lock:
+            self._check_open()
+            return dict(self._keyed.get(name, {}))
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         with self._lock:

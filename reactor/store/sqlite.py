@@ -28,12 +28,11 @@ from reactor.store.base import (
 )
 from reactor.store.sqlite_batch import Batch
 from reactor.store.sqlite_schema import (
-    SAVE_CHECKPOINT,
     SCHEMA,
     SCHEMA_VERSION,
     SELECT_EVENT,
-    checkpoint_row,
     stored_event,
+    write_checkpoints,
 )
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -289,7 +288,10 @@ class SQLiteStorage:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
             db.execute("BEGIN IMMEDIATE")
-            db.execute(SAVE_CHECKPOINT, checkpoint_row(checkpoint))
+            write_checkpoints(db, [checkpoint])
+
+    def load_keyed(self, name: str) -> dict[str, bytes]:
+        return dict(self._query("SELECT key, state FROM keyed_state WHERE name = ?", (name,)))
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))

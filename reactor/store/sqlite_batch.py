@@ -15,16 +15,16 @@ from reactor.errors import ReactorError
 from reactor.store.base import (
     Append,
     AppendOutcome,
+    Checkpoint,
     CommandRecord,
     StoredEvent,
     check_append,
 )
 from reactor.store.sqlite_schema import (
     INSERT_EVENT,
-    SAVE_CHECKPOINT,
     SELECT_EVENT,
-    checkpoint_row,
     stored_event,
+    write_checkpoints,
 )
 
 MAX_VARIABLES = 30_000  # SQLite allows 32,766 parameters per statement
@@ -38,7 +38,7 @@ class Batch:
         self.streams: dict[str, tuple[int | None, int]] = {}  # name -> (id, version)
         self.by_id: dict[str, StoredEvent] = {}  # stored or inserted by this batch
         self.rows: list[tuple[Any, ...]] = []
-        self.checkpoints: list[tuple[Any, ...]] = []
+        self.checkpoints: list[Checkpoint] = []
         self.commands: dict[str, CommandRecord] = {}  # recorded, or recorded by this batch
         self.new_commands: dict[str, tuple[StoredEvent, ...]] = {}  # with their events
         self.touched: dict[int, int] = {}  # stream id -> new version
@@ -73,7 +73,7 @@ class Batch:
             "UPDATE streams SET version = ? WHERE id = ?",
             [(version, sid) for sid, version in self.touched.items()],
         )
-        self.db.executemany(SAVE_CHECKPOINT, self.checkpoints)
+        write_checkpoints(self.db, self.checkpoints)
         self.db.executemany(
             "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
             [
@@ -131,7 +131,7 @@ class Batch:
             self.streams[a.stream_id] = (sid, actual + len(a.records))
             self.touched[sid] = actual + len(a.records)
         if a.checkpoint is not None:
-            self.checkpoints.append(checkpoint_row(a.checkpoint))
+            self.checkpoints.append(a.checkpoint)
         return self._outcome(a, stored or [], actual)
 
     def _outcome(self, a: Append, stored: list[StoredEvent], actual: int) -> AppendOutcome:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from reactor.store.base import Checkpoint, StoredEvent
@@ -32,6 +34,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
     stream TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL,
     version INTEGER NOT NULL, state BLOB NOT NULL, timestamp REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS keyed_state (
+    name TEXT NOT NULL, key TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (name, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY, position INTEGER NOT NULL, state BLOB, timestamp REAL NOT NULL
 );
@@ -64,3 +69,16 @@ SAVE_CHECKPOINT = (
 
 def checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:
     return (cp.name, cp.position, cp.state, time.time())
+
+
+def write_checkpoints(db: sqlite3.Connection, checkpoints: Sequence[Checkpoint]) -> None:
+    """Save checkpoints and their keyed rows (replaced, or deleted for a None state)."""
+    db.executemany(SAVE_CHECKPOINT, [checkpoint_row(cp) for cp in checkpoints])
+    db.executemany(
+        "INSERT OR REPLACE INTO keyed_state VALUES (?, ?, ?)",
+        [(cp.name, k, v) for cp in checkpoints for k, v in cp.keyed if v is not None],
+    )
+    db.executemany(
+        "DELETE FROM keyed_state WHERE name = ? AND key = ?",
+        [(cp.name, k) for cp in checkpoints for k, v in cp.keyed if v is None],
+    )
