@@ -22,7 +22,7 @@ from reactor.errors import (
 from reactor.events import CommandResult, Envelope, NewEvent, command, event, upcaster
 from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry
-from reactor.runtime import Runtime
+from reactor.runtime import Health, Runtime
 from reactor.store import EventStore, open_store
 
 __version__ = "0.1.0"
@@ -38,6 +38,7 @@ __all__ = [
     "EncodeError",
     "Envelope",
     "EventStore",
+    "Health",
     "NewEvent",
     "Projection",
     "ReactorError",

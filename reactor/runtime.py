@@ -498,6 +498,29 @@ class Runtime:
         self._start_consumer(self._blocking, spec, None, start, name is not None)
         return label
 
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def health(self, *, timeout: float | None = None) -> Health:
+        """A snapshot of the runtime: state, journal head, each consumer's position (and
+        how far behind it is), live aggregates, failures per supervisor, dead letters."""
+        if self._state != "running":
+            return Health(self._state, self.failure, 0, {}, 0, 0, 0, {}, 0)
+        timeout = self.timeout if timeout is None else timeout
+        head = self._sync(self._journal, timeout)
+        positions = {label: self._sync(ref, timeout) for label, ref in self._handlers.items()}
+        host = self._host
+        return Health(
+            self._state,
+            self.failure,
+            head,
+            positions,
+            len(host),
+            host.started,
+            host.passivated,
+            {s.name: s.failures for s in self._tree.supervisors()},
+            len(self.store.storage.dead_letters()),
+        )
+
     # -- dead letters -------------------------------------------------------------------------
 
     def dead_letters(self, handler: str | None = None) -> list[DeadLetter]:
@@ -542,6 +565,26 @@ class Runtime:
         ref.tell(DeadLetterOrder(letter_id, order, reply))
         delivered: int = reply.get(self.timeout if timeout is None else timeout)
         return delivered
+
+
+@attrs.frozen
+class Health:
+    """What `Runtime.health()` reports. `consumers` maps each projection, saga and named
+    subscriber to the last position it has handled; `head` is the journal's last position."""
+
+    state: str
+    failure: str | None
+    head: int
+    consumers: dict[str, int]
+    live_aggregates: int
+    aggregates_started: int
+    passivated: int
+    failures: dict[str, int]  # per supervisor
+    dead_letters: int
+
+    def lag(self) -> dict[str, int]:
+        """How many positions each consumer is behind the journal's head."""
+        return {name: self.head - position for name, position in self.consumers.items()}
 
 
 class _QueryProxy:

@@ -15,6 +15,7 @@ PUBLIC = {
     "EncodeError",
     "Envelope",
     "EventStore",
+    "Health",
     "NewEvent",
     "Projection",
     "ReactorError",

@@ -293,3 +293,17 @@ def test_only_projections_answer_queries(rt: Runtime) -> None:
         AttributeError, match="Balances has no query 'totals'; its queries: balance"
     ):
         rt.query(Balances).totals  # noqa: B018
+
+
+def test_health_reports_positions_failures_and_dead_letters(rt: Runtime) -> None:
+    rt.subscribe(lambda e, env: None, types=[Deposited], name="quiet")
+    last = rt.send(Deposit("a1", 5)).position
+    rt.query(Balances, after=last).balance("a1")
+    health = rt.health()
+    assert (health.state, health.failure, health.head) == ("running", None, last)
+    assert health.consumers["Balances"] == last and health.lag()["Balances"] == 0
+    assert "quiet" in health.consumers
+    assert (health.live_aggregates, health.aggregates_started, health.dead_letters) == (1, 1, 0)
+    assert health.failures == {"root": 0, "projections": 0, "subscribers": 0, "aggregates": 0}
+    rt.stop()
+    assert rt.health().state == "stopped"
