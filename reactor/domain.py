@@ -7,7 +7,7 @@ Classes declare; `Runtime.register` turns them into the specs the actors run.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -72,6 +72,16 @@ def _marked(cls: type, attribute: str) -> dict[Any, Callable[..., Any]]:
     return found
 
 
+def _require_key(cls: type, handled: Iterable[type], key: str, role: str) -> None:
+    """Every class `cls` handles must carry its key field."""
+    for t in handled:
+        if not attrs.has(t) or key not in attrs.fields_dict(t):
+            raise RegistrationError(
+                f"{qualified_name(cls)} handles {qualified_name(t)}, which has no "
+                f"field {key!r} (the {role}'s key)"
+            )
+
+
 def _state_hints(cls: type) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(cls)
@@ -118,12 +128,7 @@ class Aggregate(_Keyed):
         handlers = _marked(cls, "__reactor_handles__")
         if not handlers:
             raise RegistrationError(f"{qualified_name(cls)} has no @handles(Command) method")
-        for command_type in handlers:
-            if not attrs.has(command_type) or key not in attrs.fields_dict(command_type):
-                raise RegistrationError(
-                    f"{qualified_name(cls)} handles {qualified_name(command_type)}, which has no "
-                    f"field {key!r} (the aggregate's key)"
-                )
+        _require_key(cls, handlers, key, "aggregate")
         return AggregateType(
             cls,
             cls.__reactor_name__ or cls.__name__,
@@ -214,10 +219,5 @@ class Saga(_Keyed):
         }
         if not any(h.start for h in handlers.values()):
             raise RegistrationError(f"{qualified_name(cls)} has no @on(Event, start=True) handler")
-        for event_type in handlers:
-            if not attrs.has(event_type) or key not in attrs.fields_dict(event_type):
-                raise RegistrationError(
-                    f"{qualified_name(cls)} handles {qualified_name(event_type)}, which has no "
-                    f"field {key!r} (the saga's key)"
-                )
+        _require_key(cls, handlers, key, "saga")
         return key, handlers, _state_hints(cls)

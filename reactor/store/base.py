@@ -46,6 +46,24 @@ class StoredEvent(NamedTuple):
     correlation_id: str | None
     causation_id: str | None
 
+    @classmethod
+    def at(cls, record: NewRecord, stream_id: str, seq: int, position: int) -> StoredEvent:
+        """`record` as stored at `seq` in `stream_id` and `position` in the journal."""
+        event_id, type_, version, data, timestamp, metadata, correlation, causation = record
+        return cls(
+            event_id,
+            stream_id,
+            seq,
+            position,
+            type_,
+            version,
+            data,
+            timestamp,
+            metadata,
+            correlation,
+            causation,
+        )
+
 
 @attrs.frozen
 class Checkpoint:

@@ -76,19 +76,7 @@ class MemoryStorage:
         if stored is None:
             stored = []
             for r in a.records:
-                e = StoredEvent(
-                    r.event_id,
-                    a.stream_id,
-                    len(stream) + 1,
-                    len(self._events) + 1,
-                    r.type,
-                    r.version,
-                    r.data,
-                    r.timestamp,
-                    r.metadata,
-                    r.correlation_id,
-                    r.causation_id,
-                )
+                e = StoredEvent.at(r, a.stream_id, len(stream) + 1, len(self._events) + 1)
                 stream.append(e)
                 self._events.append(e)
                 self._by_id[e.event_id] = e

@@ -112,19 +112,7 @@ class Batch:
             stored = []
             for seq, r in enumerate(a.records, actual + 1):
                 self.position += 1
-                e = StoredEvent(
-                    r.event_id,
-                    a.stream_id,
-                    seq,
-                    self.position,
-                    r.type,
-                    r.version,
-                    r.data,
-                    r.timestamp,
-                    r.metadata,
-                    r.correlation_id,
-                    r.causation_id,
-                )
+                e = StoredEvent.at(r, a.stream_id, seq, self.position)
                 self.rows.append((self.position, sid, seq, *r))
                 self.by_id[r.event_id] = e
                 stored.append(e)
