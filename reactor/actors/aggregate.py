@@ -113,6 +113,8 @@ class AggregateActor(PooledActor):
     # -- messages -----------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if self.pending is None and type(message) is Handle:  # the common case first
+            return self._handle(message, 0)
         if isinstance(message, Appended):
             self._appended(message)
             while self.stash and self.pending is None and not self.actor_stopped.is_set():
@@ -248,6 +250,7 @@ class AggregateHost:
         self.dispatcher, self.store, self.journal = dispatcher, store, journal
         self.max_live, self.idle_timeout = max_live, idle_timeout
         self.supervisor: Any = supervisor
+        self._lru = max_live is not None or idle_timeout is not None  # keep _live in LRU order
         self._lock = threading.Lock()
         self._all_stopped = threading.Condition(self._lock)
         self._alive = 0  # actors started and not yet stopped (passivated ones included)
@@ -272,10 +275,11 @@ class AggregateHost:
                 self.started += 1
                 self._alive += 1
                 actor._start_actor_loop()
-            else:
+            elif self._lru:
                 self._live.move_to_end(stream_id)
             actor.routed += 1
-            actor.last_used = time.monotonic()
+            if self.idle_timeout is not None:
+                actor.last_used = time.monotonic()
             actor._mailbox.put(PykkaEnvelope(msg))
 
     def trim(self) -> None:

@@ -129,11 +129,7 @@ class JournalActor(PooledActor):
     def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:
         """Envelopes of what was stored: the events as given, or decoded if it was there."""
         envelope = self.store.envelope
-        records = request.append.records
-        if len(outcome.events) == len(records) and all(
-            s.event_id == r.event_id and s.data == r.data
-            for s, r in zip(outcome.events, records, strict=True)
-        ):  # appended now: the objects in hand are what was stored
+        if outcome.fresh:  # written now: the objects in hand are what was stored
             return tuple(map(envelope, outcome.events, request.events))
         return tuple(envelope(s) for s in outcome.events)  # stored before: decode
 

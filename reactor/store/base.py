@@ -155,6 +155,7 @@ class AppendOutcome:
     events: tuple[StoredEvent, ...] = ()
     error: ReactorError | None = None
     command: CommandRecord | None = None  # for an append with a command id
+    fresh: bool = False  # `events` were written now (not found stored before)
 
     def result(self) -> list[StoredEvent]:
         """The stored events; raises the error if the append was refused."""

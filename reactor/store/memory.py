@@ -73,6 +73,7 @@ class MemoryStorage:
             )
         except ReactorError as refused:
             return AppendOutcome(error=refused)
+        written = stored is None
         if stored is None:
             stored = []
             for r in a.records:
@@ -95,7 +96,7 @@ class MemoryStorage:
                 stored[-1].position if stored else 0,
             )
             self._commands[a.command_id] = command
-        return AppendOutcome(events=tuple(stored), command=command)
+        return AppendOutcome(events=tuple(stored), command=command, fresh=written)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None

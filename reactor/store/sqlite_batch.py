@@ -102,7 +102,7 @@ class Batch:
         except ReactorError as refused:
             return AppendOutcome(error=refused)
         if stored is not None:
-            return self._outcome(a, stored, actual)
+            return self._outcome(a, stored, actual, fresh=False)
         if a.records:
             if sid is None:
                 cursor = self.db.execute(
@@ -120,9 +120,11 @@ class Batch:
             self.touched[sid] = actual + len(a.records)
         if a.checkpoint is not None:
             self.checkpoints.append(a.checkpoint)
-        return self._outcome(a, stored or [], actual)
+        return self._outcome(a, stored or [], actual, fresh=True)
 
-    def _outcome(self, a: Append, stored: list[StoredEvent], actual: int) -> AppendOutcome:
+    def _outcome(
+        self, a: Append, stored: list[StoredEvent], actual: int, *, fresh: bool
+    ) -> AppendOutcome:
         command = None
         if a.command_id is not None:
             command = CommandRecord(
@@ -134,7 +136,7 @@ class Batch:
             )
             self.commands[a.command_id] = command
             self.new_commands[a.command_id] = tuple(stored)
-        return AppendOutcome(events=tuple(stored), command=command)
+        return AppendOutcome(events=tuple(stored), command=command, fresh=fresh)
 
     def _events_of(self, c: CommandRecord) -> list[StoredEvent]:
         rows = self.db.execute(
