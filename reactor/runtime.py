@@ -26,7 +26,6 @@ from reactor.actors.messages import (
     AppendRequest,
     Barrier,
     DeadLetterOrder,
-    DeadlineDue,
     Handle,
     NoReply,
     Query,
@@ -123,9 +122,9 @@ class Runtime:
             self._build_tree()
             self._state = "running"
             for spec in self._projections.values():
-                self._start_projection(spec)
+                self._start_registered(spec)
             for saga in self._sagas:
-                self._start_saga(saga)
+                self._start_registered(self._sagas[saga])
             if self.idle_timeout is not None:
                 self._sweep()
         return self
@@ -234,14 +233,14 @@ class Runtime:
                         continue
                     self._sagas[cls] = self._saga_spec(cls)
                     if self._state == "running":
-                        self._start_saga(cls)
+                        self._start_registered(self._sagas[cls])
                 elif isinstance(cls, type) and issubclass(cls, Projection):
                     if cls in self._projections:
                         continue
                     spec = cls.__reactor_type__(self.registry)
                     self._projections[cls] = spec
                     if self._state == "running":
-                        self._start_projection(spec)
+                        self._start_registered(spec)
                 else:
                     raise RegistrationError(
                         f"register() takes Aggregate, Projection and Saga subclasses, got {cls!r}"
@@ -260,42 +259,31 @@ class Runtime:
         for command_type in spec.handlers:
             self._commands[command_type] = spec
 
-    def _start_projection(self, spec: ConsumerType) -> None:
-        self._start_consumer(self._pool, spec, spec.cls(), 0, False)
+    def _start_registered(self, spec: ConsumerType) -> None:
+        """Start a registered projection or saga (checkpointed if durable)."""
+        self._start_consumer(self._pool, spec, (spec.factory or spec.cls)(), 0, False)
 
     def _saga_spec(self, cls: type[Saga]) -> ConsumerType:
-        _, handlers, hints = cls.__reactor_saga__()
-        names = {self.registry.spec_of(t).name: h for t, h in handlers.items()}
+        key, handlers, hints = cls.__reactor_saga__()
+        names = frozenset(self.registry.spec_of(t).name for t in handlers)
+        label = cls.__reactor_name__
 
-        def route(manager: SagaManager, event: Any, env: Envelope) -> None:
-            manager.on_event(event, env)
+        def factory() -> SagaManager:
+            return SagaManager(cls, label, key, handlers, hints, self._saga_send)
 
         return ConsumerType(
             cls,
-            f"saga:{cls.__reactor_name__}",
-            cls.__reactor_name__,
-            dict.fromkeys(names, route),
-            frozenset(names),
+            f"saga:{label}",
+            label,
+            dict.fromkeys(names, SagaManager.on_event),
+            names,
             True,
             cls.checkpoint_every,
             hints,
             frozenset(),
             cls.retry,
+            factory,
         )
-
-    def _start_saga(self, cls: type[Saga]) -> None:
-        spec = self._sagas[cls]
-        key, handlers, hints = cls.__reactor_saga__()
-        holder: list[ActorRef[Any]] = []
-
-        def arm(deadline_id: str, delay: float) -> None:
-            self._timers.tell(delay, holder[0], DeadlineDue(deadline_id))
-
-        def factory() -> SagaManager:
-            return SagaManager(cls, spec.label, key, handlers, hints, self._saga_send, arm)
-
-        spec = attrs.evolve(spec, factory=factory)
-        holder.append(self._start_consumer(self._pool, spec, factory(), 0, True))
 
     def _saga_send(self, command: Any, command_id: str, correlation_id: str | None) -> None:
         """A command from a saga: routed even while stopping (sagas drain first)."""

@@ -107,6 +107,7 @@ class ConsumerActor(PooledActor):
         rearm = getattr(self.instance, "rearm", None)
         if rearm is not None:  # a saga's deadlines (those due while stopped fire now)
             rearm()
+            self._arm()
         self.router.tell(Subscribe(self.actor_ref, self.spec.types))
 
     def _load(self, state: bytes) -> None:
@@ -278,6 +279,14 @@ class ConsumerActor(PooledActor):
         handler = handlers.get(env.type) or handlers.get("*")
         if handler is not None:
             handler(self.instance, env.event, env)
+        self._arm()
+
+    def _arm(self) -> None:
+        """Schedule the deadlines a saga's handler set (each comes back as DeadlineDue)."""
+        take = getattr(self.instance, "take_armed", None)
+        if take is not None:
+            for deadline_id, delay in take():
+                self.timers.tell(delay, self.actor_ref, DeadlineDue(deadline_id))
 
     def _schedule_retry(self, stream: str, attempt: int) -> None:
         self.timers.tell(self.retry.delay(attempt), self.actor_ref, RetryDue(stream))
@@ -300,6 +309,7 @@ class ConsumerActor(PooledActor):
         """A saga deadline fell due: hand it over, retrying by the policy if that fails."""
         try:
             self.instance.fire(due.deadline_id)
+            self._arm()
         except Exception as e:
             if due.attempt >= self.retry.max_attempts:
                 log.error(

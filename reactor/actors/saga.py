@@ -102,10 +102,10 @@ class SagaManager:
         handlers: Mapping[type, SagaHandler],
         hints: Mapping[str, Any],
         dispatch: Dispatch,
-        arm: Callable[[str, float], None],
     ) -> None:
         self.saga, self.name, self.key, self.handlers, self.hints = saga, name, key, handlers, hints
-        self.dispatch, self.arm = dispatch, arm  # arm(deadline id, delay): tell me when due
+        self.dispatch = dispatch
+        self.armed: list[tuple[str, float]] = []  # (deadline id, delay) for the owner to arm
         self.instances: dict[str, Any] = {}
         self.finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.deadlines: dict[str, Deadline] = {}
@@ -163,12 +163,18 @@ class SagaManager:
         self.instances[key] = instance
         for timer_id, deadline in ctx._deadlines.items():
             self.deadlines[timer_id] = deadline
-            self.arm(timer_id, max(0.0, deadline.due - time.time()))
+            self.armed.append((timer_id, max(0.0, deadline.due - time.time())))
+
+    def take_armed(self) -> list[tuple[str, float]]:
+        """The deadlines set since the last call, as (id, delay): the actor schedules them."""
+        armed, self.armed = self.armed, []
+        return armed
 
     def rearm(self) -> None:
-        """After a (re)start: arm every saved deadline; those already due fire at once."""
+        """After a (re)start: every saved deadline is to be armed; those already due fire
+        at once."""
         for timer_id, deadline in self.deadlines.items():
-            self.arm(timer_id, max(0.0, deadline.due - time.time()))
+            self.armed.append((timer_id, max(0.0, deadline.due - time.time())))
 
     def dump_state(self, codec: Codec) -> tuple[bytes, tuple[tuple[str, bytes | None], ...]]:
         """The deadlines, and a row per instance changed since the last dump (None: gone)."""
