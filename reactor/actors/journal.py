@@ -96,11 +96,7 @@ class JournalActor(PooledActor):
             outcomes = self.store.storage.append_batch(appends)
         except ReactorError as e:
             log.error("%s: a commit of %d appends failed: %s", self, len(group), e)
-            for r in group:
-                if isinstance(r, AppendRequest) and r.sender is not None:
-                    tell(r.sender, Appended(AppendOutcome(error=e), ()))
-                elif r.reply is not None:
-                    r.reply.fail(e)
+            self.on_failed(e)  # every writer of the group hears of it
             return
         self.commits += 1
         fresh: list[Envelope] = []
