@@ -15,7 +15,7 @@ from reactor.codec import Codec, dumps, loads
 from reactor.errors import DecodeError
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
-from reactor.store.base import NewRecord, Storage, StoredEvent, StreamInfo
+from reactor.store.base import Append, NewRecord, Storage, StoredEvent, StreamInfo
 
 
 class EventStore:
@@ -105,13 +105,13 @@ class EventStore:
         stored elsewhere; re-appending the same event ids at the same place returns the
         stored envelopes and writes nothing.
         """
-        news = [e if isinstance(e, NewEvent) else NewEvent(e) for e in events]
-        records = [self.record(n) for n in news]
-        stored = self.storage.append(stream_id, records, expected_version)
-        return [
-            self.envelope(s, n.event if s.data == r.data else None)
-            for s, n, r in zip(stored, news, records, strict=True)
-        ]
+        records = [self.record(e) for e in events]
+        outcome = self.storage.append_batch([Append(stream_id, records, expected_version)])[0]
+        stored = outcome.result()
+        if not outcome.fresh:  # stored before: decode what is there
+            return [self.envelope(s) for s in stored]
+        objects = [e.event if isinstance(e, NewEvent) else e for e in events]
+        return list(map(self.envelope, stored, objects))
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
