@@ -11,6 +11,7 @@ import runpy
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -18,6 +19,7 @@ import attrs
 import reactor
 from reactor.errors import ReactorError
 from reactor.store import DeadLetterRecord, Storage, StoredEvent, open_storage
+from reactor.store.base import stored_at
 
 DATA_WIDTH = 60
 
@@ -207,9 +209,7 @@ def _dlq_show(args: argparse.Namespace) -> None:
         _print_table(("", ""), facts, header=False)
         print()
         wanted = {d.position, *d.parked}
-        events = [
-            e for p in sorted(wanted) for e in storage.read_all(p - 1, limit=1) if e.position == p
-        ]
+        events = [e for e in map(partial(stored_at, storage), sorted(wanted)) if e is not None]
         _print_events(events, args.full)
     finally:
         storage.close()

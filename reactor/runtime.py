@@ -518,10 +518,9 @@ class Runtime:
         self._sync(self._journal, self.timeout)  # dead letters told to it before now are saved
         letters = []
         for d in self.store.storage.dead_letters(handler):
-            stored = next(self.store.storage.read_all(d.position - 1, limit=1), None)
-            if stored is None or stored.position != d.position:
+            envelope = self.store.at(d.position)
+            if envelope is None:
                 continue
-            envelope = self.store.envelope(stored)
             letters.append(
                 DeadLetter(d.id, d.handler, envelope, d.error, d.attempts, len(d.parked))
             )

@@ -347,9 +347,9 @@ class ConsumerActor(PooledActor):
         """
         positions = [letter.position, *letter.parked] if order == "redrive" else list(letter.parked)
         for n, position in enumerate(positions):
-            env = next(self.store.read_all(position - 1, limit=1), None)
-            if env is None or env.position != position:
-                continue  # not an event of this consumer's types any more
+            env = self.store.at(position)
+            if env is None:
+                continue
             try:
                 self._run(env)
             except Exception as e:

@@ -300,3 +300,9 @@ def _already_stored(
         return found
     clash = found[0]
     raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
+
+
+def stored_at(storage: Storage, position: int) -> StoredEvent | None:
+    """The event stored at a global position, or None if there is none."""
+    stored = next(storage.read_all(position - 1, limit=1), None)
+    return stored if stored is not None and stored.position == position else None

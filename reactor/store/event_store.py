@@ -15,7 +15,7 @@ from reactor.codec import Codec, dumps, loads
 from reactor.errors import DecodeError
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
-from reactor.store.base import Append, NewRecord, Storage, StoredEvent, StreamInfo
+from reactor.store.base import Append, NewRecord, Storage, StoredEvent, StreamInfo, stored_at
 
 
 class EventStore:
@@ -112,6 +112,11 @@ class EventStore:
             return [self.envelope(s) for s in stored]
         objects = [e.event if isinstance(e, NewEvent) else e for e in events]
         return list(map(self.envelope, stored, objects))
+
+    def at(self, position: int) -> Envelope | None:
+        """The envelope at a global position, or None if there is none."""
+        stored = stored_at(self.storage, position)
+        return None if stored is None else self.envelope(stored)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
