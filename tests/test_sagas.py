@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from demos.shop.checkout import Checkout
 from demos.shop.inventory import AddStock, Inventory
-from demos.shop.orders import Order, PlaceOrder
+from demos.shop.orders import Order, OrderConfirmed, PlaceOrder
 from demos.shop.payments import Payment
 from demos.shop.shipping import Shipment
 from demos.shop.views import OrderBoard, StockLevels
-from reactor import Runtime
+from reactor import Runtime, on
 from tests.helpers import wait_for
 
 
@@ -101,16 +101,27 @@ def test_a_silent_gateway_trips_the_deadline() -> None:
         rt.stop()
 
 
+class LingeringCheckout(QuickCheckout, name="Checkout"):
+    """Keeps its instance after confirmation, so only ctx.cancel can stop the deadline."""
+
+    @on(OrderConfirmed)
+    def confirmed(self, e: OrderConfirmed, ctx: Any) -> None:
+        self.steps.append("confirmed")
+
+
 def test_success_cancels_the_deadline() -> None:
-    rt = shop()
+    rt = shop(saga=LingeringCheckout)
     try:
         rt.send(AddStock("sku-1", 2))
         rt.send(order(1))
         assert finished(rt, "o1") == {"o1": "confirmed"}
-        due = time.time() + QuickCheckout.payment_timeout
-        assert wait_for(lambda: time.time() > due + 0.1)  # past when it would have fired
+        due = time.time() + LingeringCheckout.payment_timeout
+        assert wait_for(lambda: time.time() > due + 0.2)  # past when it would have fired
+        last = rt.store.last_position()
+        rt.query(OrderBoard, after=last).status()
+        # A deadline that fired would have compensated: released the stock, voided.
+        assert events_of(rt, "Inventory-sku-1") == ["StockAdded", "StockReserved"]
         assert events_of(rt, "Payment-o1") == ["PaymentRequested", "PaymentAuthorized"]
-        assert rt.query(OrderBoard).status()["o1"] == "confirmed"
     finally:
         rt.stop()
 
@@ -158,12 +169,10 @@ def test_redelivering_everything_applies_no_command_twice(tmp_path: Path) -> Non
     finished(rt, "o0", "o1", "o2")
     before = rt.store.last_position()
     rt.stop()
-    from reactor.store import open_storage
+    from reactor.store import Checkpoint, open_storage
 
     storage = open_storage(url)
-    storage.save_checkpoint(
-        storage.load_checkpoint("saga:Checkout").__class__("saga:Checkout", 0, None)
-    )  # type: ignore[union-attr]
+    storage.save_checkpoint(Checkpoint("saga:Checkout", 0, None))
     storage.close()
     rt = shop(url)
     try:
