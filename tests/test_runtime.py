@@ -7,9 +7,11 @@ import asyncio
 import threading
 from pathlib import Path
 
+import attrs
 import pytest
 
 from reactor import (
+    Aggregate,
     CommandResult,
     RegistrationError,
     Rejected,
@@ -17,6 +19,8 @@ from reactor import (
     RuntimeStopped,
     UnknownCommand,
     applies,
+    command,
+    handles,
 )
 from tests.bank import (
     Account,
@@ -150,23 +154,34 @@ def test_send_from_a_pool_worker_is_refused(rt: Runtime) -> None:
     assert "would block a worker" in str(error)
 
 
+@command
+@attrs.frozen
+class WaitForGate:
+    account_id: str
+
+
 def test_send_async_never_blocks_the_loop(rt: Runtime) -> None:
+    """The handler waits for a gate only the event loop can open while the command is in
+    flight: a send_async that blocked the loop would never see it opened."""
+    gate = threading.Event()
+
+    class Gated(Aggregate, key="account_id"):
+        @handles(WaitForGate)
+        def wait(self, cmd: WaitForGate) -> None:
+            if not gate.wait(10):
+                raise TimeoutError("the event loop was blocked")
+
+    rt.register(Gated)
+
     async def main() -> list[int]:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
-
-        task = asyncio.create_task(ticker())
-        results = await asyncio.gather(*(rt.send_async(Deposit("a1", 1)) for _ in range(50)))
-        task.cancel()
-        assert ticks > 0
+        pending = asyncio.ensure_future(rt.send_async(WaitForGate("g1")))
+        await asyncio.sleep(0.01)  # the command is in its handler now
+        gate.set()  # only possible if the loop runs meanwhile
+        await pending
+        results = await asyncio.gather(*(rt.send_async(Deposit("a1", 1)) for _ in range(20)))
         return sorted(r.version for r in results)
 
-    assert asyncio.run(main()) == list(range(1, 51))
+    assert asyncio.run(main()) == list(range(1, 21))
 
 
 def test_after_stop_every_call_raises() -> None:
