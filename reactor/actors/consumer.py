@@ -75,7 +75,8 @@ class ConsumerActor(PooledActor):
         checkpoints: bool = False,
     ) -> None:
         super().__init__(dispatcher)
-        self.spec, self.instance, self.store = spec, instance, store
+        self.spec, self.store = spec, store
+        self._use(instance)
         self.router, self.journal, self.timers = router, journal, timers
         self.retry = spec.retry or retry
         self.start_at = start_at
@@ -132,7 +133,7 @@ class ConsumerActor(PooledActor):
     def on_restart(self) -> None:
         """Start over from the checkpoint (or the start), keeping what waits in the mailbox."""
         if self.instance is not None:
-            self.instance = (self.spec.factory or self.spec.cls)()
+            self._use((self.spec.factory or self.spec.cls)())
         self.position, self.unsaved, self.live = self.start_at, 0, False
         self.retrying, self.dead = {}, {}
         self.on_start()
@@ -281,11 +282,14 @@ class ConsumerActor(PooledActor):
             handler(self.instance, env.event, env)
         self._arm()
 
+    def _use(self, instance: Any) -> None:
+        self.instance = instance
+        self._take_armed = getattr(instance, "take_armed", None)  # a saga's deadlines
+
     def _arm(self) -> None:
         """Schedule the deadlines a saga's handler set (each comes back as DeadlineDue)."""
-        take = getattr(self.instance, "take_armed", None)
-        if take is not None:
-            for deadline_id, delay in take():
+        if self._take_armed is not None:
+            for deadline_id, delay in self._take_armed():
                 self.timers.tell(delay, self.actor_ref, DeadlineDue(deadline_id))
 
     def _schedule_retry(self, stream: str, attempt: int) -> None:
