@@ -90,7 +90,6 @@ class Runtime:
         self._projections: dict[type, ConsumerType] = {}
         self._sagas: dict[type, ConsumerType] = {}
         self._consumers: dict[str, ActorRef[Any]] = {}  # by checkpoint name
-        self._handlers: dict[str, ActorRef[Any]] = {}  # by label (as dead letters name them)
         self._query_refs: dict[type, ActorRef[Any]] = {}
 
     def __repr__(self) -> str:
@@ -184,7 +183,6 @@ class Runtime:
                 dispatcher.shutdown(timeout)
             self.store.close()
             self._consumers.clear()
-            self._handlers.clear()
             self._query_refs.clear()
             self._state = "stopped"
 
@@ -194,6 +192,11 @@ class Runtime:
                 ref.stop(block=True, timeout=timeout)
             except pykka.Timeout:
                 log.warning("%r: %s did not stop within %.1fs", self, name, timeout)
+
+    def _by_label(self) -> dict[str, ActorRef[Any]]:
+        """Consumers by label (the projection or saga class name, the subscriber name), as
+        dead letters and health reports name them."""
+        return {name.partition(":")[2]: ref for name, ref in self._consumers.items()}
 
     @staticmethod
     def _sync(ref: ActorRef[Any], timeout: float) -> Any:
@@ -322,7 +325,6 @@ class Runtime:
         pykka.ActorRegistry.register(ref)
         actor._start_actor_loop()
         self._consumers[spec.name] = ref
-        self._handlers[spec.label] = ref
         if spec.cls in self._projections:
             self._query_refs[spec.cls] = ref
         return ref
@@ -495,7 +497,7 @@ class Runtime:
             return Health(self._state, self.failure, 0, {}, 0, 0, 0, {}, 0)
         timeout = self.timeout if timeout is None else timeout
         head = self._sync(self._journal, timeout)
-        positions = {label: self._sync(ref, timeout) for label, ref in self._handlers.items()}
+        positions = {label: self._sync(ref, timeout) for label, ref in self._by_label().items()}
         host = self._host
         return Health(
             self._state,
@@ -542,7 +544,7 @@ class Runtime:
         letter = next((d for d in self.store.storage.dead_letters() if d.id == letter_id), None)
         if letter is None:
             raise ReactorError(f"no dead letter {letter_id!r} in {self.store.storage.url}")
-        ref = self._handlers.get(letter.handler)
+        ref = self._by_label().get(letter.handler)
         if ref is None:
             raise ReactorError(
                 f"dead letter {letter_id!r} belongs to {letter.handler!r}, which is not running "
