@@ -20,7 +20,7 @@ from pykka import ActorRef
 
 from reactor.actors.aggregate import AggregateHost
 from reactor.actors.consumer import ConsumerActor
-from reactor.actors.dispatch import Dispatcher, current_dispatcher
+from reactor.actors.dispatch import Dispatcher, current_dispatcher, run_here
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
@@ -355,6 +355,9 @@ class Runtime:
         Raises `Rejected` (nothing stored), `ConcurrencyError` (after the retries), the
         handler's own exception, `UnknownCommand`, `Timeout` or `RuntimeStopped`.
         A `command_id` already handled returns the first result and stores nothing.
+        While it waits, the calling thread itself runs the turns its command needs of the
+        aggregate, the journal and the router when they are idle (no hand-off between
+        threads); `timeout` bounds the wait for work done elsewhere.
         """
         worker = current_dispatcher()
         if worker is not None and not worker.may_block:
@@ -362,7 +365,8 @@ class Runtime:
                 f"send() would block a worker of {worker.name!r} (and could deadlock it); "
                 "use submit() and do not wait, or send from a subscriber"
             )
-        reply = self.submit(command, command_id=command_id, correlation_id=correlation_id)
+        reply = Reply()
+        run_here(lambda: self._route(command, command_id, correlation_id, reply), reply.done)
         result: CommandResult = reply.get(self.timeout if timeout is None else timeout)
         return result
 
@@ -413,9 +417,8 @@ class Runtime:
         self._running()
         record = self.store.record(NewEvent(event, correlation_id=correlation_id))
         reply = Reply()
-        self._journal.tell(
-            AppendRequest(Append(stream, [record], expected_version), (event,), reply=reply)
-        )
+        request = AppendRequest(Append(stream, [record], expected_version), (event,), reply=reply)
+        run_here(lambda: self._journal.tell(request), reply.done)
         done: Appended = reply.get(self.timeout if timeout is None else timeout)
         last = done.envelopes[-1]
         return CommandResult(stream, last.seq, last.position, done.envelopes)

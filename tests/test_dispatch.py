@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher, PooledActor, run_here, tell
+from reactor.actors.messages import Reply
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -159,3 +161,79 @@ def test_many_actors_share_the_pool_threads(dispatcher: Dispatcher) -> None:
         ref.stop(block=False)
     assert dispatcher.wait_until_live_at_most(0, 30)
     assert pykka.ActorRegistry.get_all() == []  # spawn does not register
+
+
+class Relay(PooledActor):
+    """Records the thread of each turn, then passes the message on (or answers it)."""
+
+    runs_here = True
+
+    def __init__(self, dispatcher: Dispatcher, next_ref: Any = None) -> None:
+        super().__init__(dispatcher)
+        self.next_ref = next_ref
+        self.threads: list[str] = []
+
+    def on_receive(self, message: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        if self.next_ref is not None:
+            tell(self.next_ref, message)
+        else:
+            message.set(threading.current_thread().name)
+
+
+class Elsewhere(Relay):
+    runs_here = False
+
+
+def idle(*refs: Any) -> None:
+    """Wait until each actor has started and no worker holds it (a turn of its own)."""
+    for ref in refs:
+        actor = ref._actor_weakref()
+        assert wait_for(lambda actor=actor: actor._began and not actor._scheduled)
+
+
+def test_run_here_runs_the_chain_on_the_waiting_thread(dispatcher: Dispatcher) -> None:
+    last = Relay.spawn(dispatcher)
+    middle = Relay.spawn(dispatcher, last)
+    first = Relay.spawn(dispatcher, middle)
+    idle(first, middle, last)
+    reply = Reply()
+    assert run_here(lambda: first.tell(reply), reply.done) is None
+    assert reply.done() and reply.get(0) == threading.current_thread().name
+    for ref in (first, last):
+        assert ref.proxy().threads.get(timeout=5) == [threading.current_thread().name]
+
+
+def test_run_here_leaves_other_actors_and_leftovers_to_the_workers(
+    dispatcher: Dispatcher,
+) -> None:
+    me = threading.current_thread().name
+    other = Elsewhere.spawn(dispatcher)
+    first = Relay.spawn(dispatcher, other)
+    idle(other, first)
+    reply = Reply()
+    run_here(lambda: first.tell(reply), reply.done)
+    assert reply.get(5) != me  # `other` does not run here, so `first` ran and passed it on
+    # done() at once: what the start scheduled is left to the workers
+    second = Relay.spawn(dispatcher)
+    idle(second)
+    late = Reply()
+    run_here(lambda: second.tell(late), lambda: True)
+    assert late.get(5).startswith("test-pool")
+
+
+def test_a_broken_turn_run_here_is_logged_and_the_caller_goes_on(
+    dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(Relay):
+        def _turn(self) -> None:
+            raise RuntimeError("broken turn")
+
+    ran = Relay.spawn(dispatcher)
+    idle(ran)
+    ref = Broken(dispatcher)  # never started: its first turn is the one run here
+    ref._began = True
+    reply = Reply()
+    run_here(lambda: (tell(ref.actor_ref, "x"), ran.tell(reply)), reply.done)
+    assert reply.get(0) == threading.current_thread().name
+    assert "broken turn" in caplog.text

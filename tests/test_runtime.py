@@ -156,6 +156,32 @@ def test_send_from_a_pool_worker_is_refused(rt: Runtime) -> None:
 
 @command
 @attrs.frozen
+class Locate:
+    account_id: str
+
+
+def test_send_runs_its_own_turns_and_submit_leaves_them_to_the_pool(rt: Runtime) -> None:
+    """A blocking send does the work it would wait for (rehydrate, decide, commit, apply)
+    on the calling thread; a submitted command is handled by a pool worker."""
+    seen: list[str] = []
+
+    class Where(Aggregate, key="account_id"):
+        @handles(Locate)
+        def locate(self, cmd: Locate) -> Deposited:
+            seen.append(threading.current_thread().name)
+            return Deposited(cmd.account_id, 1)
+
+    rt.register(Where)
+    me = threading.current_thread().name
+    assert rt.send(Locate("w1")).version == 1
+    assert rt.send(Locate("w1")).version == 2
+    assert rt.submit(Locate("w1")).get(5).version == 3
+    assert seen[:2] == [me, me] and seen[2].startswith("reactor-")
+    assert rt.query(Balances, after=3).balance("w1") == 3  # the router and readers ran too
+
+
+@command
+@attrs.frozen
 class WaitForGate:
     account_id: str
 

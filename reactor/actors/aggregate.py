@@ -33,6 +33,8 @@ CONFLICT_RETRIES = 3  # reload-and-retry rounds after a ConcurrencyError
 class AggregateActor(PooledActor):
     """One aggregate instance: its state, its stream's version, its pending command."""
 
+    runs_here = True  # a sender waiting in `Runtime.send` runs its turns
+
     def __init__(
         self, dispatcher: Dispatcher, host: AggregateHost, spec: AggregateType, stream_id: str
     ) -> None:

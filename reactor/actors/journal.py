@@ -1,7 +1,7 @@
 """The journal actor: the only writer of the store, committing appends in groups.
 
 It drains every append waiting in its mailbox into one `append_batch` transaction,
-answers each writer, then hands the new envelopes, in position order, to the router.
+hands the new envelopes, in position order, to the router, then answers each writer.
 Nothing reaches the router before it is durable, and nothing reaches it twice.
 """
 
@@ -33,7 +33,10 @@ MAX_GROUP = 2000  # appends in one transaction at most: bounds the latency of a 
 
 
 class JournalActor(PooledActor):
-    """Owns the `EventStore` for writing. Runs on a dispatcher of its own (it blocks on I/O)."""
+    """Owns the `EventStore` for writing. Runs on a dispatcher of its own (it blocks on I/O),
+    or on the thread of a sender waiting for its commit (`run_here`)."""
+
+    runs_here = True
 
     def __init__(self, dispatcher: Dispatcher, store: EventStore, router: ActorRef[Any]) -> None:
         super().__init__(dispatcher)
@@ -99,6 +102,7 @@ class JournalActor(PooledActor):
             self.on_failed(e)  # every writer of the group hears of it
             return
         self.commits += 1
+        answers: list[tuple[AppendRequest, AppendOutcome, tuple[Envelope, ...]]] = []
         fresh: list[Envelope] = []
         for request, outcome in zip(group, outcomes, strict=True):
             if isinstance(request, SaveCheckpoint):
@@ -110,6 +114,11 @@ class JournalActor(PooledActor):
             except ReactorError as e:  # what was stored before cannot be decoded any more
                 outcome, envelopes = AppendOutcome(error=e), ()
             fresh.extend(e for e in envelopes if e.position > self.published)
+            answers.append((request, outcome, envelopes))
+        if fresh:  # routed first: a sender that runs these turns itself starts the readers
+            self.published = fresh[-1].position
+            tell(self.router, Publish(tuple(fresh)))
+        for request, outcome, envelopes in answers:
             if request.sender is not None:
                 tell(request.sender, Appended(outcome, envelopes))
             elif request.reply is not None:
@@ -117,9 +126,6 @@ class JournalActor(PooledActor):
                     request.reply.fail(outcome.error)
                 else:
                     request.reply.set(Appended(outcome, envelopes))
-        if fresh:
-            self.published = fresh[-1].position
-            tell(self.router, Publish(tuple(fresh)))
         self._group = []
 
     def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:

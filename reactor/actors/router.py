@@ -30,6 +30,8 @@ from reactor.events import Envelope
 class RouterActor(PooledActor):
     """Subscriptions by type name (or all events), and barriers ordered by position."""
 
+    runs_here = True  # a sender waiting in `Runtime.send` routes its own events
+
     def __init__(self, dispatcher: Dispatcher, published: int) -> None:
         super().__init__(dispatcher)
         self.published = published  # every event up to here has been routed
