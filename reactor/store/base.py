@@ -131,9 +131,9 @@ class StreamInfo:
     last_position: int
 
 
-@attrs.frozen
-class Append:
+class Append(NamedTuple):
     """One append of an `append_batch`: records for a stream at an expected version.
+    (A NamedTuple, like `AppendOutcome`: one of each is built per command.)
 
     `expected_version` is the stream's current last seq (0: a new stream) or None for no
     check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
@@ -148,8 +148,7 @@ class Append:
     command_id: str | None = None
 
 
-@attrs.frozen
-class AppendOutcome:
+class AppendOutcome(NamedTuple):
     """The result of one append in a batch: the stored events, or the error that refused it."""
 
     events: tuple[StoredEvent, ...] = ()
