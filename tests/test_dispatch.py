@@ -189,7 +189,7 @@ def idle(*refs: Any) -> None:
     """Wait until each actor has started and no worker holds it (a turn of its own)."""
     for ref in refs:
         actor = ref._actor_weakref()
-        assert wait_for(lambda actor=actor: actor._began and not actor._scheduled)
+        assert wait_for(lambda actor=actor: actor._began and not actor._scheduled.locked())
 
 
 def test_run_here_runs_the_chain_on_the_waiting_thread(dispatcher: Dispatcher) -> None:

@@ -208,6 +208,11 @@ class Restart:
 _WHILE_SUSPENDED = frozenset({Restart, messages._ActorStop})
 
 
+def _while_suspended(envelope: PykkaEnvelope[Any]) -> bool:
+    """Whether a failed actor, waiting for its supervisor, takes this message now."""
+    return type(envelope.message) in _WHILE_SUSPENDED
+
+
 @attrs.frozen
 class ChildFailed:
     """From a failed child (or a child supervisor that gave up) to its supervisor."""
@@ -241,8 +246,7 @@ class PooledActor(pykka.Actor):
         self.actor_inbox = self._mailbox
         self.actor_stopped = _Stopped()  # type: ignore[assignment]
         self._actor_ref = ActorRef(self)
-        self._schedule_lock = threading.Lock()
-        self._scheduled = False
+        self._scheduled = threading.Lock()  # held from being queued to the end of its turn
         self._began = False
         self._suspended = False
         self._current: Any = None  # the message being handled, for failure reports
@@ -264,16 +268,12 @@ class PooledActor(pykka.Actor):
 
     def _start_actor_loop(self) -> None:
         self.dispatcher._started()
-        with self._schedule_lock:
-            self._scheduled = True
+        self._scheduled.acquire()
         self.dispatcher._submit(self)  # the first turn runs on_start
 
     def _wake(self) -> None:
-        with self._schedule_lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.dispatcher._submit(self)
+        if self._scheduled.acquire(False):  # not queued or running yet: queue it
+            self.dispatcher._submit(self)
 
     def _turn(self) -> None:
         """Run on a worker: on_start first, then up to `throughput` messages."""
@@ -286,17 +286,21 @@ class PooledActor(pykka.Actor):
         for _ in range(self.dispatcher.throughput):
             if stopped._set or not inbox:
                 break
-            if self._suspended and type(inbox[0].message) not in _WHILE_SUSPENDED:
+            if self._suspended and not _while_suspended(inbox[0]):
                 break  # a failed actor waits for its supervisor's Restart (or a stop)
             handle(inbox.popleft())
         if stopped._set:
             self._actor_loop_teardown()
             self.dispatcher._stopped()
             return
-        with self._schedule_lock:
-            again = bool(inbox) and not self._suspended
-            self._scheduled = again
-        if again:
+        # Released first, then the inbox looked at: a message put meanwhile is seen here or
+        # by its sender's `_wake`, and exactly one of them queues the actor again.
+        self._scheduled.release()
+        if (
+            inbox
+            and (not self._suspended or _while_suspended(inbox[0]))
+            and self._scheduled.acquire(False)
+        ):
             self.dispatcher._submit(self)
 
     def _handle_receive(self, message: Any) -> Any:
@@ -357,11 +361,7 @@ class PooledActor(pykka.Actor):
     def _order_restart(self) -> None:
         """Called by a supervisor: restart ahead of whatever is queued."""
         self._mailbox._queue.appendleft(PykkaEnvelope(Restart()))
-        with self._schedule_lock:
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.dispatcher._submit(self)
+        self._wake()
 
     def _restart(self) -> None:
         self._suspended = False
