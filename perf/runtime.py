@@ -39,6 +39,9 @@ from reactor import (
 )
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Publish, Reply
+from reactor.events import CommandResult, decided_events, new_id
+from reactor.store import open_store
+from reactor.store.base import Append
 
 registry = Registry()
 
@@ -180,12 +183,45 @@ def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
     return accounts * (deposits + 1) / (time.perf_counter() - start)
 
 
-def run_raw(path: Path, total: int) -> float:
+def run_raw(path: Path, total: int, per_commit: int = 256) -> float:
     raw = RawWriter(_raw(path))
     start = time.perf_counter()
     while raw.n < total:
-        raw.commit(min(256, total - raw.n))
+        raw.commit(min(per_commit, total - raw.n))
     return total / (time.perf_counter() - start)
+
+
+def run_core(url: str, commands: list[Any], group: int = 256) -> float:
+    """reactor's command path with no actor, no thread and no message: decide, encode,
+    append `group` commands per transaction, build the envelopes, apply. What the actors
+    add is the difference to the pipelined figure."""
+    store = open_store(url, registry=registry)
+    spec = Account.__reactor_type__(None)
+    states: dict[str, tuple[Account, list[int]]] = {}
+    start = time.perf_counter()
+    for i in range(0, len(commands), group):
+        decided = []
+        for cmd in commands[i : i + group]:
+            stream_id = spec.stream_id(cmd.account_id)
+            state, version = states.setdefault(stream_id, (Account(), [0]))
+            cid = new_id()
+            events = decided_events(spec.handlers[type(cmd)](state, cmd))
+            records = [store.new_record(e, cid, cid) for e in events]
+            decided.append((stream_id, state, version, events, records))
+        outcomes = store.storage.append_batch(
+            [Append(sid, records, version[0]) for sid, _, version, _, records in decided]
+        )
+        for (sid, state, version, events, _), outcome in zip(decided, outcomes, strict=True):
+            envelopes = tuple(map(store.envelope, outcome.result(), events))
+            for env in envelopes:
+                applier = spec.appliers.get(type(env.event))
+                if applier is not None:
+                    applier(state, env.event)
+                version[0] = env.seq
+            CommandResult(sid, envelopes[-1].seq, envelopes[-1].position, envelopes)
+    took = time.perf_counter() - start
+    store.close()
+    return len(commands) / took
 
 
 def throughput(tmp: Path, accounts: int, deposits: int) -> None:
@@ -193,12 +229,21 @@ def throughput(tmp: Path, accounts: int, deposits: int) -> None:
     n = len(commands)
     es = run_eventsourcing(str(tmp / "es.db"), accounts, deposits)
     raw = run_raw(tmp / "raw.db", n)
+    raw_single = run_raw(tmp / "raw-single.db", min(n, 5000), per_commit=1)
+    core = run_core(f"sqlite:///{tmp / 'core.db'}", commands)
     blocking = run_blocking(f"sqlite:///{tmp / 'blocking.db'}", commands)
     pipelined = run_pipelined(f"sqlite:///{tmp / 'pipelined.db'}", commands)
     print(f"\n1. durable commands: {accounts} accounts, then {deposits} deposits each, round-robin")
     row("blocking send, one thread", blocking, es, "eventsourcing (cache on)", "cmd/s")
+    row("blocking send, one thread", blocking, raw_single, "raw sqlite3, 1 row/commit", "cmd/s")
     row("submit, 256 in flight", pipelined, es, "eventsourcing (cache on)", "cmd/s")
     row("submit, 256 in flight", pipelined, raw, "raw sqlite3, 256 rows/commit", "cmd/s")
+    row("submit, 256 in flight", pipelined, core, "same path, no actors", "cmd/s")
+    print(
+        "   ceilings: one fsync per blocking command (eventsourcing fsyncs once per command "
+        "too);\n   the path with no actors shows what deciding, encoding and storing cost "
+        f"alone ({core / es:.1f}x eventsourcing, {core / raw:.2f}x raw sqlite3)"
+    )
 
 
 def fan_out(events: int) -> None:
@@ -355,7 +400,6 @@ def scale(touched: int, live: int) -> None:
 def probe_memory(count: int) -> None:
     """In a fresh process: RSS per live AggregateActor, and per bare pykka actor object."""
     from reactor.actors.aggregate import AggregateActor, AggregateHost
-    from reactor.store import open_store
 
     store = open_store("memory://", registry=registry)
     pool = Dispatcher(2, 100, "probe")
