@@ -129,9 +129,11 @@ def run_here(start: Callable[[], T], done: Callable[[], bool]) -> T:
 
     For a caller about to block on an answer: instead of waking a pool worker per step and
     sleeping (each hand-off between threads costs tens of microseconds), it runs the turns
-    of the actors it schedules itself (those with `runs_here`: aggregates, the journal),
-    one after another, as a worker would. Actors it schedules for others, or left when
-    `done()`, go to their dispatcher's run queue as usual.
+    of the actors it schedules itself (those with `runs_here`: aggregates, the journal,
+    the router), one after another, as a worker would. A turn may handle other senders'
+    messages too, as a worker's would. Other actors (projections, sagas, subscribers: user
+    code that may be slow), and turns still queued at `done()`, go to their dispatcher's
+    run queue as usual.
     """
     saved = _local.__dict__.get("here"), _local.__dict__.get("dispatcher")
     here: collections.deque[PooledActor] = collections.deque()
