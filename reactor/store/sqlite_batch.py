@@ -73,14 +73,16 @@ class Batch:
             "UPDATE streams SET version = ? WHERE id = ?",
             [(version, sid) for sid, version in self.touched.items()],
         )
-        write_checkpoints(self.db, self.checkpoints)
-        self.db.executemany(
-            "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
-            [
-                (c.command_id, c.stream_id, c.version, c.count, c.position)
-                for c in map(self.commands.__getitem__, self.new_commands)
-            ],
-        )
+        if self.checkpoints:  # (an empty executemany still costs a statement)
+            write_checkpoints(self.db, self.checkpoints)
+        if self.new_commands:
+            self.db.executemany(
+                "INSERT INTO commands VALUES (?, ?, ?, ?, ?)",
+                [
+                    (c.command_id, c.stream_id, c.version, c.count, c.position)
+                    for c in map(self.commands.__getitem__, self.new_commands)
+                ],
+            )
         return outcomes
 
     def _decide(self, a: Append) -> AppendOutcome:
