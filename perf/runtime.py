@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,7 @@ def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
         def deposit(self, amount: int) -> None:
             self.balance += amount
 
-    app: Application = Application(
+    app: Application[Any] = Application(
         env={
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
@@ -256,6 +257,7 @@ def fan_out(events: int) -> None:
         rt.register(*counters)
         for c in counters:
             rt.query(c).total()  # started and live
+        now = datetime.now(UTC)
         envs = [
             Envelope(
                 f"e{i}",
@@ -265,11 +267,11 @@ def fan_out(events: int) -> None:
                 "perf.Deposited",
                 1,
                 Deposited("x", 1),
-                None,
+                now,
                 None,
                 None,
                 {},
-            )  # type: ignore[arg-type]
+            )
             for i in range(1, events + 1)
         ]
         start = time.perf_counter()
@@ -408,7 +410,10 @@ def probe_memory(count: int) -> None:
     pool = Dispatcher(2, 100, "probe")
     host = AggregateHost(pool, store, None)  # type: ignore[arg-type]
     spec = Trivial.__reactor_type__(None)
-    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731
+
+    def rss() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     base = rss()
     actors = []
     for i in range(count):

@@ -51,8 +51,8 @@ def run_direct(url: str, placed: list[PlaceOrder]) -> float:
     classes = {Order: "order_id", Inventory: "sku", Payment: "order_id", Shipment: "order_id"}
     live: dict[str, tuple[Any, int]] = {}
 
-    def handle(cls: type, command: Any) -> list[Any]:
-        spec = cls.__reactor_type__(None)  # type: ignore[attr-defined]
+    def handle(cls: type[Any], command: Any) -> list[Any]:
+        spec = cls.__reactor_type__(None)
         stream = spec.stream_id(getattr(command, classes[cls]))
         state, version = live.get(stream) or (cls(), 0)
         events = decided_events(spec.handlers[type(command)](state, command))
