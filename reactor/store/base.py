@@ -133,12 +133,12 @@ class StreamInfo:
 
 class Append(NamedTuple):
     """One append of an `append_batch`: records for a stream at an expected version.
-    (A NamedTuple, like `AppendOutcome`: one of each is built per command.)
 
     `expected_version` is the stream's current last seq (0: a new stream) or None for no
     check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
     `command_id`, if given, is recorded with it: appending again under a recorded command id
     writes nothing and returns what the first append stored (the command is idempotent).
+    A NamedTuple, like `AppendOutcome`: one of each is built per command.
     """
 
     stream_id: str
