@@ -237,3 +237,38 @@ def test_a_broken_turn_run_here_is_logged_and_the_caller_goes_on(
     run_here(lambda: (tell(ref.actor_ref, "x"), ran.tell(reply)), reply.done)
     assert reply.get(0) == threading.current_thread().name
     assert "broken turn" in caplog.text
+
+
+def test_a_restart_ordered_as_a_suspended_turn_ends_is_not_lost(dispatcher: Dispatcher) -> None:
+    """The supervisor's Restart comes while the failed actor's turn is ending (its wake
+    finds the actor still scheduled): the ending turn must queue the actor again."""
+    ref = Recorder.spawn(dispatcher)
+    idle(ref)
+    actor = ref._actor_weakref()
+    restarted = threading.Event()
+    actor.on_restart = restarted.set  # type: ignore[method-assign]
+    actor._suspended = True  # as after a supervised failure
+
+    class RestartOnRelease:
+        """The actor's scheduling lock, ordering the Restart just before its first release."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock, self.armed = lock, True
+
+        def acquire(self, blocking: bool = True) -> bool:
+            return bool(self.lock.acquire(blocking))
+
+        def release(self) -> None:
+            if self.armed:
+                self.armed = False
+                actor._order_restart()
+            self.lock.release()
+
+        def locked(self) -> bool:
+            return bool(self.lock.locked())
+
+    actor._scheduled = RestartOnRelease(actor._scheduled)
+    ref.tell("waits for the restart")  # a turn that takes nothing, and ends
+    assert restarted.wait(5)
+    assert wait_for(lambda: actor.seen == ["waits for the restart"])
+    ref.stop()
