@@ -1,7 +1,7 @@
 """`sqlite:///path.db`: the embedded default journal, one SQLite file in WAL mode.
 
 One writer connection behind a lock (other processes wait on SQLite's busy timeout),
-one reader connection per thread, lazy reads in pages. `synchronous` is FULL by default.
+a pool of reader connections, lazy reads in short pages. `synchronous` is FULL by default.
 """
 
 from __future__ import annotations
@@ -148,12 +148,11 @@ class SQLiteStorage:
     def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
         """One transaction for the whole batch, with a fixed number of statements.
 
-        Under the write lock (and SQLite's, BEGIN IMMEDIATE) nobody else writes, so the
-        batch reads every stream's (id, version) and every known event id at once, decides
-        each append in order in Python, then inserts all rows with one `executemany`.
+        Under the write lock (and SQLite's) nobody else writes, so the batch (see
+        `sqlite_batch`) reads what it needs at once, decides each append in order in
+        Python, then inserts all rows with one `executemany`.
         """
         with self._transaction() as db:
-            db.execute("BEGIN IMMEDIATE")
             return Batch(db).run(appends)
 
     # -- reads -------------------------------------------------------------------------------
@@ -236,7 +235,6 @@ class SQLiteStorage:
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         with self._transaction() as db:
-            db.execute("BEGIN IMMEDIATE")
             db.execute(
                 "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -257,7 +255,6 @@ class SQLiteStorage:
 
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
         with self._transaction() as db:
-            db.execute("BEGIN IMMEDIATE")
             db.execute(
                 "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -274,7 +271,6 @@ class SQLiteStorage:
 
     def delete_dead_letter(self, letter_id: str) -> bool:
         with self._transaction() as db:
-            db.execute("BEGIN IMMEDIATE")
             return db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)).rowcount > 0
 
     def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
@@ -287,7 +283,6 @@ class SQLiteStorage:
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
-            db.execute("BEGIN IMMEDIATE")
             write_checkpoints(db, [checkpoint])
 
     def load_keyed(self, name: str) -> dict[str, bytes]:
@@ -318,20 +313,26 @@ class SQLiteStorage:
 class _Transaction:
     """`with storage._transaction() as db:` holds the write lock around one transaction.
 
-    The body begins it; leaving commits, or rolls back and re-raises as `StorageError`.
+    Entering begins it (BEGIN IMMEDIATE: SQLite's write lock too); leaving commits, or
+    rolls back and re-raises as `StorageError`.
     """
 
     def __init__(self, storage: SQLiteStorage) -> None:
         self.storage = storage
 
     def __enter__(self) -> sqlite3.Connection:
-        self.storage._lock.acquire()
+        storage = self.storage
+        storage._lock.acquire()
         try:
-            self.storage._check_open()
+            storage._check_open()
+            storage._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            storage._lock.release()
+            raise StorageError(f"{storage.url}: write failed: {e}") from e
         except BaseException:
-            self.storage._lock.release()
+            storage._lock.release()
             raise
-        return self.storage._writer
+        return storage._writer
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         db = self.storage._writer
