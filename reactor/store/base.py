@@ -102,6 +102,16 @@ class CommandRecord:
     count: int
     position: int
 
+    @classmethod
+    def of(
+        cls, command_id: str, stream_id: str, stored: Sequence[StoredEvent], version: int
+    ) -> CommandRecord:
+        """The record of a command that stored `stored` (none: the stream stayed at
+        `version`)."""
+        if not stored:
+            return cls(command_id, stream_id, version, 0, 0)
+        return cls(command_id, stream_id, stored[-1].seq, len(stored), stored[-1].position)
+
 
 @attrs.frozen
 class DeadLetterRecord:

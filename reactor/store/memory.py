@@ -88,13 +88,7 @@ class MemoryStorage:
                 self._keep(a.checkpoint)
         command = None
         if a.command_id is not None:
-            command = CommandRecord(
-                a.command_id,
-                a.stream_id,
-                stored[-1].seq if stored else len(stream),
-                len(stored),
-                stored[-1].position if stored else 0,
-            )
+            command = CommandRecord.of(a.command_id, a.stream_id, stored, len(stream))
             self._commands[a.command_id] = command
         return AppendOutcome(events=tuple(stored), command=command, fresh=written)
 

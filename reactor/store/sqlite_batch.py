@@ -133,13 +133,7 @@ class Batch:
     ) -> AppendOutcome:
         command = None
         if a.command_id is not None:
-            command = CommandRecord(
-                a.command_id,
-                a.stream_id,
-                stored[-1].seq if stored else actual,
-                len(stored),
-                stored[-1].position if stored else 0,
-            )
+            command = CommandRecord.of(a.command_id, a.stream_id, stored, actual)
             self.commands[a.command_id] = command
             self.new_commands[a.command_id] = tuple(stored)
         return AppendOutcome(events=tuple(stored), command=command, fresh=fresh)
