@@ -19,7 +19,7 @@ import attrs
 import reactor
 from reactor.errors import ReactorError
 from reactor.store import DeadLetterRecord, Storage, StoredEvent, open_storage
-from reactor.store.base import stored_at
+from reactor.store.base import dead_letter_by_id, stored_at
 
 DATA_WIDTH = 60
 
@@ -188,10 +188,10 @@ def _dlq_list(args: argparse.Namespace) -> None:
 
 
 def _letter(storage: Storage, letter_id: str) -> DeadLetterRecord:
-    for d in storage.dead_letters():
-        if d.id == letter_id:
-            return d
-    raise ReactorError(f"no dead letter {letter_id!r} in {storage.url}")
+    letter = dead_letter_by_id(storage, letter_id)
+    if letter is None:
+        raise ReactorError(f"no dead letter {letter_id!r} in {storage.url}")
+    return letter
 
 
 def _dlq_show(args: argparse.Namespace) -> None:

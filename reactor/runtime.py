@@ -42,7 +42,7 @@ from reactor.events import CommandResult, Envelope, NewEvent, new_id
 from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry, qualified_name
 from reactor.store import EventStore, open_store
-from reactor.store.base import Append
+from reactor.store.base import Append, dead_letter_by_id
 
 log = logging.getLogger(__name__)
 
@@ -544,7 +544,7 @@ class Runtime:
     def _order(self, letter_id: str, order: str, timeout: float | None) -> int:
         self._running()
         self._sync(self._journal, self.timeout)
-        letter = next((d for d in self.store.storage.dead_letters() if d.id == letter_id), None)
+        letter = dead_letter_by_id(self.store.storage, letter_id)
         if letter is None:
             raise ReactorError(f"no dead letter {letter_id!r} in {self.store.storage.url}")
         ref = self._by_label().get(letter.handler)

@@ -311,6 +311,11 @@ def _already_stored(
     raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
 
 
+def dead_letter_by_id(storage: Storage, letter_id: str) -> DeadLetterRecord | None:
+    """The dead letter with this id, or None."""
+    return next((d for d in storage.dead_letters() if d.id == letter_id), None)
+
+
 def stored_at(storage: Storage, position: int) -> StoredEvent | None:
     """The event stored at a global position, or None if there is none."""
     stored = next(storage.read_all(position - 1, limit=1), None)
