@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import runpy
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq_commands = dlq.add_subparsers(title="dlq commands", required=True)
     dlq_list = dlq_commands.add_parser("list", parents=[store], help="every dead letter")
     dlq_list.add_argument("--handler", help="only this projection or subscriber")
-    dlq_list.set_defaults(run=_dlq_list)
+    dlq_list.set_defaults(run=_on_store(_dlq_list))
     for name, help_text in (
         ("show", "one dead letter, with its event and what waits behind it"),
         ("redrive", "order its handler to deliver it again, then what waits"),
@@ -68,23 +68,23 @@ def _parser() -> argparse.ArgumentParser:
         parents = [store, shown] if name == "show" else [store]
         sub = dlq_commands.add_parser(name, parents=parents, help=help_text)
         sub.add_argument("id")
-        sub.set_defaults(run=_dlq_show if name == "show" else _dlq_order, order=name)
+        sub.set_defaults(run=_on_store(_dlq_show if name == "show" else _dlq_order), order=name)
 
     journal = commands.add_parser("journal", help="look inside a journal")
     journal_commands = journal.add_subparsers(title="journal commands", required=True)
 
     info = journal_commands.add_parser("info", parents=[store], help="counts and positions")
-    info.set_defaults(run=_info)
+    info.set_defaults(run=_on_store(_info))
     streams = journal_commands.add_parser("streams", parents=[store], help="every stream")
-    streams.set_defaults(run=_streams)
+    streams.set_defaults(run=_on_store(_streams))
     show = journal_commands.add_parser("show", parents=[store, shown], help="one stream's events")
     show.add_argument("stream")
-    show.set_defaults(run=_show)
+    show.set_defaults(run=_on_store(_show))
     tail = journal_commands.add_parser("tail", parents=[store, shown], help="events by position")
     tail.add_argument("--after", type=int, default=0, metavar="N", help="from position N + 1")
     tail.add_argument("--types", type=_names, metavar="T,...", help="only these type names")
     tail.add_argument("--limit", type=int, metavar="N", help="at most N events")
-    tail.set_defaults(run=_tail)
+    tail.set_defaults(run=_on_store(_tail))
     return parser
 
 
@@ -116,75 +116,66 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _open(args: argparse.Namespace) -> Storage:
-    return open_storage(args.store, create=False)
+def _on_store(
+    command: Callable[[Storage, argparse.Namespace], None],
+) -> Callable[[argparse.Namespace], None]:
+    """`command` run on the journal `--store` names (which must exist), closed after."""
+
+    def run(args: argparse.Namespace) -> None:
+        storage = open_storage(args.store, create=False)
+        try:
+            command(storage, args)
+        finally:
+            storage.close()
+
+    return run
 
 
-def _info(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        streams = list(storage.streams())
-        last = storage.last_position()
-        newest = next(storage.read_all(after=last - 1), None) if last else None
-        rows = [
-            ("store", storage.url),
-            ("events", str(last)),
-            ("streams", str(len(streams))),
-            ("last event", _time(newest.timestamp) if newest else "-"),
-        ]
-        _print_table(("", ""), rows, header=False)
-    finally:
-        storage.close()
+def _info(storage: Storage, args: argparse.Namespace) -> None:
+    streams = list(storage.streams())
+    last = storage.last_position()
+    newest = stored_at(storage, last) if last else None
+    rows = [
+        ("store", storage.url),
+        ("events", str(last)),
+        ("streams", str(len(streams))),
+        ("last event", _time(newest.timestamp) if newest else "-"),
+    ]
+    _print_table(("", ""), rows, header=False)
 
 
-def _streams(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        rows = [(s.stream_id, str(s.version), str(s.last_position)) for s in storage.streams()]
-        _print_table(("stream", "version", "last position"), rows)
-    finally:
-        storage.close()
+def _streams(storage: Storage, args: argparse.Namespace) -> None:
+    rows = [(s.stream_id, str(s.version), str(s.last_position)) for s in storage.streams()]
+    _print_table(("stream", "version", "last position"), rows)
 
 
-def _show(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        events = list(storage.read_stream(args.stream))
-        if not events:
-            raise ReactorError(f"stream {args.stream!r} has no events in {storage.url}")
-        _print_events(events, args.full, with_stream=False)
-    finally:
-        storage.close()
+def _show(storage: Storage, args: argparse.Namespace) -> None:
+    events = list(storage.read_stream(args.stream))
+    if not events:
+        raise ReactorError(f"stream {args.stream!r} has no events in {storage.url}")
+    _print_events(events, args.full, with_stream=False)
 
 
-def _tail(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        _print_events(storage.read_all(args.after, args.types, args.limit), args.full)
-    finally:
-        storage.close()
+def _tail(storage: Storage, args: argparse.Namespace) -> None:
+    _print_events(storage.read_all(args.after, args.types, args.limit), args.full)
 
 
-def _dlq_list(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        rows = [
-            (
-                d.id,
-                d.handler,
-                str(d.position),
-                d.stream_id,
-                str(d.attempts),
-                str(len(d.parked)),
-                d.request or "-",
-                d.error,
-            )
-            for d in storage.dead_letters(args.handler)
-        ]
-        headers = ("id", "handler", "position", "stream", "attempts", "waiting", "order", "error")
-        _print_table(headers, rows)
-    finally:
-        storage.close()
+def _dlq_list(storage: Storage, args: argparse.Namespace) -> None:
+    rows = [
+        (
+            d.id,
+            d.handler,
+            str(d.position),
+            d.stream_id,
+            str(d.attempts),
+            str(len(d.parked)),
+            d.request or "-",
+            d.error,
+        )
+        for d in storage.dead_letters(args.handler)
+    ]
+    headers = ("id", "handler", "position", "stream", "attempts", "waiting", "order", "error")
+    _print_table(headers, rows)
 
 
 def _letter(storage: Storage, letter_id: str) -> DeadLetterRecord:
@@ -194,38 +185,30 @@ def _letter(storage: Storage, letter_id: str) -> DeadLetterRecord:
     return letter
 
 
-def _dlq_show(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        d = _letter(storage, args.id)
-        facts = [
-            ("id", d.id),
-            ("handler", d.handler),
-            ("stream", d.stream_id),
-            ("error", d.error),
-            ("attempts", str(d.attempts)),
-            ("order", d.request or "-"),
-        ]
-        _print_table(("", ""), facts, header=False)
-        print()
-        wanted = {d.position, *d.parked}
-        events = [e for e in map(partial(stored_at, storage), sorted(wanted)) if e is not None]
-        _print_events(events, args.full)
-    finally:
-        storage.close()
+def _dlq_show(storage: Storage, args: argparse.Namespace) -> None:
+    d = _letter(storage, args.id)
+    facts = [
+        ("id", d.id),
+        ("handler", d.handler),
+        ("stream", d.stream_id),
+        ("error", d.error),
+        ("attempts", str(d.attempts)),
+        ("order", d.request or "-"),
+    ]
+    _print_table(("", ""), facts, header=False)
+    print()
+    wanted = {d.position, *d.parked}
+    events = [e for e in map(partial(stored_at, storage), sorted(wanted)) if e is not None]
+    _print_events(events, args.full)
 
 
-def _dlq_order(args: argparse.Namespace) -> None:
-    storage = _open(args)
-    try:
-        d = _letter(storage, args.id)
-        storage.save_dead_letter(attrs.evolve(d, request=args.order))
-        print(
-            f"{args.order} ordered for dead letter {d.id} ({d.handler}, position {d.position}, "
-            f"{len(d.parked)} waiting): {d.handler} carries it out when it next runs"
-        )
-    finally:
-        storage.close()
+def _dlq_order(storage: Storage, args: argparse.Namespace) -> None:
+    d = _letter(storage, args.id)
+    storage.save_dead_letter(attrs.evolve(d, request=args.order))
+    print(
+        f"{args.order} ordered for dead letter {d.id} ({d.handler}, position {d.position}, "
+        f"{len(d.parked)} waiting): {d.handler} carries it out when it next runs"
+    )
 
 
 def _print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = True) -> None:
