@@ -172,11 +172,7 @@ class ConsumerActor(PooledActor):
             except (DecodeError, UnknownEventType) as e:
                 log.error("%s: %s", self, e)
                 self.position = e.position
-                self._save_letter(
-                    DeadLetterRecord(
-                        new_id(), self.spec.label, e.position, e.stream_id, _describe(e), 1
-                    )
-                )
+                self._dead_letter(e.position, e.stream_id, e, 1)
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, Deliver):
@@ -252,16 +248,7 @@ class ConsumerActor(PooledActor):
                     attempt,
                     e,
                 )
-                self._save_letter(
-                    DeadLetterRecord(
-                        new_id(),
-                        self.spec.label,
-                        env.position,
-                        env.stream_id,
-                        _describe(e),
-                        attempt,
-                    )
-                )
+                self._dead_letter(env.position, env.stream_id, e, attempt)
                 return "dead"
             log.warning(
                 "%s: %s at position %d failed (attempt %d), will retry: %r",
@@ -337,6 +324,20 @@ class ConsumerActor(PooledActor):
         self.unsaved += 1
         self._save()
 
+    def _dead_letter(
+        self,
+        position: int,
+        stream_id: str,
+        error: BaseException,
+        attempts: int,
+        parked: tuple[int, ...] = (),
+    ) -> None:
+        """Give up on the event at `position`: a new dead letter, `parked` behind it."""
+        letter = DeadLetterRecord(
+            new_id(), self.spec.label, position, stream_id, _describe(error), attempts, parked
+        )
+        self._save_letter(letter)
+
     def _save_letter(self, letter: DeadLetterRecord) -> None:
         self.dead[letter.stream_id] = letter
         tell(self.journal, SaveDeadLetter(letter))
@@ -359,19 +360,18 @@ class ConsumerActor(PooledActor):
             except Exception as e:
                 rest = tuple(positions[n + 1 :])
                 if position == letter.position:  # the same letter, one attempt more
-                    failed = attrs.evolve(
-                        letter,
-                        attempts=letter.attempts + 1,
-                        parked=rest,
-                        error=_describe(e),
-                        request="",
+                    self._save_letter(
+                        attrs.evolve(
+                            letter,
+                            attempts=letter.attempts + 1,
+                            parked=rest,
+                            error=_describe(e),
+                            request="",
+                        )
                     )
                 else:
                     tell(self.journal, DropDeadLetter(letter.id))
-                    failed = DeadLetterRecord(
-                        new_id(), letter.handler, position, letter.stream_id, _describe(e), 1, rest
-                    )
-                self._save_letter(failed)
+                    self._dead_letter(position, letter.stream_id, e, 1, rest)
                 if reply is not None:
                     reply.fail(e)
                 return
