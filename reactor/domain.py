@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from reactor.actors.saga import SagaHandler
+from reactor.actors.saga import Dispatch, SagaHandler, SagaManager
 from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.errors import RegistrationError
 from reactor.faults import RetryPolicy
@@ -105,6 +105,16 @@ class _Keyed:
             cls.__reactor_key__ = key
         cls.__reactor_name__ = name or cls.__name__
 
+    @classmethod
+    def _key(cls, base: str, field: str) -> str:
+        """The declared key; `RegistrationError` saying how to declare it if there is none."""
+        if cls.__reactor_key__ is None:
+            raise RegistrationError(
+                f"{qualified_name(cls)} has no key: declare it as "
+                f'class {cls.__name__}({base}, key="<{field}>")'
+            )
+        return cls.__reactor_key__
+
 
 class Aggregate(_Keyed):
     """Base of event-sourced aggregates: `class Account(Aggregate, key="account_id")`.
@@ -119,12 +129,7 @@ class Aggregate(_Keyed):
 
     @classmethod
     def __reactor_type__(cls, snapshot_every: int | None) -> AggregateType:
-        key = cls.__reactor_key__
-        if key is None:
-            raise RegistrationError(
-                f"{qualified_name(cls)} has no key: declare it as "
-                f'class {cls.__name__}(Aggregate, key="<command field>")'
-            )
+        key = cls._key("Aggregate", "command field")
         handlers = _marked(cls, "__reactor_handles__")
         if not handlers:
             raise RegistrationError(f"{qualified_name(cls)} has no @handles(Command) method")
@@ -205,14 +210,10 @@ class Saga(_Keyed):
     checkpoint_every: ClassVar[int] = 100
 
     @classmethod
-    def __reactor_saga__(cls) -> tuple[str, dict[type, SagaHandler], dict[str, Any]]:
-        """(key, handlers by event class, state hints); `RegistrationError` if ill-formed."""
-        key = cls.__reactor_key__
-        if key is None:
-            raise RegistrationError(
-                f"{qualified_name(cls)} has no key: declare it as "
-                f'class {cls.__name__}(Saga, key="<event field>")'
-            )
+    def __reactor_type__(cls, registry: Registry, send: Dispatch) -> ConsumerType:
+        """The consumer that runs this saga's instances, sending commands through `send`;
+        `RegistrationError` if the class is ill-formed."""
+        key = cls._key("Saga", "event field")
         handlers = {
             t: SagaHandler(fn, fn.__reactor_on__[1])  # type: ignore[attr-defined]
             for t, fn in _marked(cls, "__reactor_on__").items()
@@ -220,4 +221,23 @@ class Saga(_Keyed):
         if not any(h.start for h in handlers.values()):
             raise RegistrationError(f"{qualified_name(cls)} has no @on(Event, start=True) handler")
         _require_key(cls, handlers, key, "saga")
-        return key, handlers, _state_hints(cls)
+        hints = _state_hints(cls)
+        names = frozenset(registry.spec_of(t).name for t in handlers)
+        label = cls.__reactor_name__
+
+        def factory() -> SagaManager:
+            return SagaManager(cls, label, key, handlers, hints, send)
+
+        return ConsumerType(
+            cls,
+            f"saga:{label}",
+            label,
+            dict.fromkeys(names, SagaManager.on_event),
+            names,
+            True,
+            cls.checkpoint_every,
+            hints,
+            frozenset(),
+            cls.retry,
+            factory,
+        )

@@ -32,7 +32,6 @@ from reactor.actors.messages import (
     Reply,
     Sync,
 )
-from reactor.actors.saga import SagaManager
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.actors.tree import build_tree
@@ -120,10 +119,8 @@ class Runtime:
             self._timers = Scheduler()
             self._build_tree()
             self._state = "running"
-            for spec in self._projections.values():
+            for spec in (*self._projections.values(), *self._sagas.values()):
                 self._start_registered(spec)
-            for saga in self._sagas:
-                self._start_registered(self._sagas[saga])
             if self.idle_timeout is not None:
                 self._sweep()
         return self
@@ -232,18 +229,13 @@ class Runtime:
                 if isinstance(cls, type) and issubclass(cls, Aggregate):
                     self._register_aggregate(cls)
                 elif isinstance(cls, type) and issubclass(cls, Saga):
-                    if cls in self._sagas:
-                        continue
-                    self._sagas[cls] = self._saga_spec(cls)
-                    if self._state == "running":
-                        self._start_registered(self._sagas[cls])
+                    if cls not in self._sagas:
+                        spec = cls.__reactor_type__(self.registry, self._saga_send)
+                        self._register_consumer(self._sagas, spec)
                 elif isinstance(cls, type) and issubclass(cls, Projection):
-                    if cls in self._projections:
-                        continue
-                    spec = cls.__reactor_type__(self.registry)
-                    self._projections[cls] = spec
-                    if self._state == "running":
-                        self._start_registered(spec)
+                    if cls not in self._projections:
+                        spec = cls.__reactor_type__(self.registry)
+                        self._register_consumer(self._projections, spec)
                 else:
                     raise RegistrationError(
                         f"register() takes Aggregate, Projection and Saga subclasses, got {cls!r}"
@@ -262,31 +254,14 @@ class Runtime:
         for command_type in spec.handlers:
             self._commands[command_type] = spec
 
+    def _register_consumer(self, table: dict[type, ConsumerType], spec: ConsumerType) -> None:
+        table[spec.cls] = spec
+        if self._state == "running":
+            self._start_registered(spec)
+
     def _start_registered(self, spec: ConsumerType) -> None:
         """Start a registered projection or saga (checkpointed if durable)."""
         self._start_consumer(self._pool, spec, (spec.factory or spec.cls)(), 0, False)
-
-    def _saga_spec(self, cls: type[Saga]) -> ConsumerType:
-        key, handlers, hints = cls.__reactor_saga__()
-        names = frozenset(self.registry.spec_of(t).name for t in handlers)
-        label = cls.__reactor_name__
-
-        def factory() -> SagaManager:
-            return SagaManager(cls, label, key, handlers, hints, self._saga_send)
-
-        return ConsumerType(
-            cls,
-            f"saga:{label}",
-            label,
-            dict.fromkeys(names, SagaManager.on_event),
-            names,
-            True,
-            cls.checkpoint_every,
-            hints,
-            frozenset(),
-            cls.retry,
-            factory,
-        )
 
     def _saga_send(self, command: Any, command_id: str, correlation_id: str | None) -> None:
         """A command from a saga: routed even while stopping (sagas drain first)."""
