@@ -150,7 +150,7 @@ class Runtime:
         committed), the router (every event delivered), consumers (every delivery handled,
         checkpoints saved), then the journal and the threads. Idempotent.
         """
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self._timeout(timeout)
         with self._lock:
             if self._state != "running":
                 self._state = "stopped"
@@ -200,6 +200,10 @@ class Runtime:
         reply = Reply()
         ref.tell(Sync(reply))
         return reply.get(timeout)
+
+    def _timeout(self, timeout: float | None) -> float:
+        """`timeout`, or the Runtime's default for None."""
+        return self.timeout if timeout is None else timeout
 
     def _running(self) -> None:
         if self._state != "running":
@@ -342,7 +346,7 @@ class Runtime:
             )
         reply = Reply()
         run_here(lambda: self._route(command, command_id, correlation_id, reply), reply.done)
-        result: CommandResult = reply.get(self.timeout if timeout is None else timeout)
+        result: CommandResult = reply.get(self._timeout(timeout))
         return result
 
     async def send_async(
@@ -356,9 +360,7 @@ class Runtime:
         """`send` for asyncio code: awaits the result without blocking the event loop."""
         reply = Reply(loop=asyncio.get_running_loop())
         self._route(command, command_id, correlation_id, reply)
-        result: CommandResult = await asyncio.wait_for(
-            reply.wait(), self.timeout if timeout is None else timeout
-        )
+        result: CommandResult = await asyncio.wait_for(reply.wait(), self._timeout(timeout))
         return result
 
     def _route(
@@ -394,7 +396,7 @@ class Runtime:
         reply = Reply()
         request = AppendRequest(Append(stream, [record], expected_version), (event,), reply=reply)
         run_here(lambda: self._journal.tell(request), reply.done)
-        done: Appended = reply.get(self.timeout if timeout is None else timeout)
+        done: Appended = reply.get(self._timeout(timeout))
         last = done.envelopes[-1]
         return CommandResult(stream, last.seq, last.position, done.envelopes)
 
@@ -408,7 +410,7 @@ class Runtime:
         if ref is None:
             raise RegistrationError(f"{qualified_name(projection)} is not a registered projection")
         spec = self._projections[projection]
-        return _QueryProxy(self, ref, spec, after, self.timeout if timeout is None else timeout)
+        return _QueryProxy(self, ref, spec, after, self._timeout(timeout))
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
@@ -473,7 +475,7 @@ class Runtime:
         how far behind it is), live aggregates, failures per supervisor, dead letters."""
         if self._state != "running":
             return Health(self._state, self.failure, 0, {}, 0, 0, 0, {}, 0)
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self._timeout(timeout)
         head = self._sync(self._journal, timeout)
         positions = {label: self._sync(ref, timeout) for label, ref in self._by_label().items()}
         host = self._host
@@ -530,7 +532,7 @@ class Runtime:
             )
         reply = Reply()
         ref.tell(DeadLetterOrder(letter_id, order, reply))
-        delivered: int = reply.get(self.timeout if timeout is None else timeout)
+        delivered: int = reply.get(self._timeout(timeout))
         return delivered
 
 

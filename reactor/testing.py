@@ -19,7 +19,7 @@ from reactor.codec import Codec
 from reactor.domain import Aggregate, Projection
 from reactor.errors import Rejected
 from reactor.events import Envelope, decided_events, new_id
-from reactor.registry import Registry
+from reactor.registry import Registry, default_registry
 from reactor.runtime import Runtime
 
 
@@ -106,8 +106,6 @@ class ProjectionFixture:
     """
 
     def __init__(self, projection: type[Projection], *, registry: Registry | None = None) -> None:
-        from reactor.registry import default_registry
-
         self.spec = projection.__reactor_type__(registry or default_registry)
         self.codec = Codec(registry)
         self.projection: Any = projection()
