@@ -1,14 +1,17 @@
-"""Retries and sequenced dead letters: a poison event is retried, dead-lettered and its
-stream parked while other streams go on; redrive and discard release what waited;
-transient failures apply once; dead letters survive a restart."""
+"""Retries and sequenced dead letters (guarantee 7): a poison event is retried,
+dead-lettered and its stream parked while other streams go on; redrive and discard
+release what waited; transient failures apply once; dead letters survive a restart."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reactor import DeadLetter, Envelope, Projection, RetryPolicy, Runtime, on
 from tests.bank import Account, Deposit, Deposited
@@ -234,3 +237,44 @@ def test_a_rejected_event_is_not_retried() -> None:
         (letter,) = rt.dead_letters("Strict")
         assert (letter.attempts, letter.error) == (1, "Rejected: never for this one")
         assert Ledger.attempts[4] == 1
+
+
+@settings(max_examples=max(15, settings().max_examples // 4), deadline=None)
+@given(
+    events=st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 6)), max_size=20),
+    poison=st.sets(st.integers(1, 6), max_size=2),
+)
+def test_sequenced_dead_letters_match_a_model(
+    events: list[tuple[str, int]], poison: set[int]
+) -> None:
+    """Guarantee 7: a poison event parks the later events of its stream for that handler,
+    other streams go on; discarding each letter releases what waited, in order, until the
+    stream's next poison. In the end every good event is booked once, in stream order."""
+    Ledger.poison, Ledger.flaky, Ledger.attempts = set(poison), {}, {}
+    with Runtime("memory://") as rt:
+        rt.register(Account, Ledger)
+        positions = [rt.send(Deposit(account, amount)).position for account, amount in events]
+        last = positions[-1] if positions else 0
+        blocked: dict[str, int] = {}  # stream -> index of its first poison event
+        for i, (account, amount) in enumerate(events):
+            if amount in poison and account not in blocked:
+                blocked[account] = i
+        expected = [(a, n) for i, (a, n) in enumerate(events) if a not in blocked or i < blocked[a]]
+        assert rt.query(Ledger, after=last).booked() == expected
+        letters = {d.envelope.stream_id: d for d in rt.dead_letters("Ledger")}
+        assert {s: (d.envelope.position, d.waiting) for s, d in letters.items()} == {
+            f"Account-{a}": (positions[i], sum(1 for b, _ in events[i + 1 :] if b == a))
+            for a, i in blocked.items()
+        }
+        for _ in range(len(events)):  # discard until no letter is left
+            letters_now = rt.dead_letters("Ledger")
+            if not letters_now:
+                break
+            for letter in letters_now:
+                with contextlib.suppress(ValueError):  # a parked poison: the next letter
+                    rt.discard(letter.id)
+        assert rt.dead_letters() == []
+        booked = rt.query(Ledger, after=last).booked()
+    for account in "abc":
+        good = [(a, n) for a, n in events if a == account and n not in poison]
+        assert [b for b in booked if b[0] == account] == good
