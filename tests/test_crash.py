@@ -6,11 +6,14 @@ subscriber has seen every event (at least once)."""
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reactor import Runtime
 from tests.bank import Account, Deposited
@@ -42,13 +45,20 @@ def kill_after(url: str, round_: int, outfile: Path, acks: int) -> list[tuple[st
     return acked
 
 
-def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
-    audit = tmp_path / "audit.txt"
-    rng = random.Random(7)
+@settings(max_examples=max(3, settings().max_examples // 20), deadline=None)
+@given(st.lists(st.integers(1, 400), min_size=1, max_size=3))
+def test_sigkill_under_load_loses_nothing_acknowledged(kills: list[int]) -> None:
+    """Guarantees 3 and 5 under SIGKILL, the kill moments drawn by hypothesis."""
+    with tempfile.TemporaryDirectory(prefix="reactor-crash-") as tmp:
+        check_kills(Path(tmp), kills)
+
+
+def check_kills(tmp: Path, kills: list[int]) -> None:
+    url = f"sqlite:///{tmp / 'crash.db'}"
+    audit = tmp / "audit.txt"
     acked: list[tuple[str, int]] = []
-    for round_ in range(3):
-        acked += kill_after(url, round_, audit, rng.randint(50, 400))
+    for round_, acks in enumerate(kills):
+        acked += kill_after(url, round_, audit, acks)
     with Runtime(url) as rt:
         rt.register(Account, Totals)
         storage = rt.store.storage
