@@ -30,6 +30,7 @@ from reactor.actors.messages import (
     NoReply,
     Query,
     Reply,
+    SaveCheckpoint,
     Sync,
 )
 from reactor.actors.scheduler import Scheduler
@@ -41,7 +42,7 @@ from reactor.events import CommandResult, Envelope, NewEvent, new_id
 from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry, qualified_name
 from reactor.store import EventStore, open_store
-from reactor.store.base import Append, dead_letter_by_id
+from reactor.store.base import Append, Checkpoint, dead_letter_by_id
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +439,8 @@ class Runtime:
         """Call `fn(event, envelope)` for every committed event of `types` (None: all).
 
         With a `name` the position is checkpointed: the first start begins at the current
-        head (or `from_position`), a restart resumes after the checkpoint; delivery is at
+        head (or `from_position`), durably so before this returns, and a restart resumes
+        after the checkpoint; delivery is at
         least once (dedupe on `envelope.event_id`). `fn` runs on a subscriber thread, where
         `rt.send` is allowed. A raise is retried by `retry` (default: the Runtime's), then
         dead-lettered under the subscriber's name. Returns that name.
@@ -465,6 +467,12 @@ class Runtime:
             retry,
         )
         start = self.store.last_position() if from_position is None else from_position
+        if name is not None and self.store.storage.load_checkpoint(spec.name) is None:
+            # Where it begins is durable before this returns: a crash after it must not
+            # restart it at a later head, past events it was owed.
+            reply = Reply()
+            self._journal.tell(SaveCheckpoint(Checkpoint(spec.name, start), reply))
+            reply.get(self.timeout)
         self._start_consumer(self._blocking, spec, None, start, name is not None)
         return label
 

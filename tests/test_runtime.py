@@ -323,6 +323,18 @@ def test_a_named_subscriber_resumes_after_its_checkpoint(tmp_path: Path) -> None
     assert seen == [2, 3, 4]
 
 
+def test_a_named_subscribers_start_is_durable_when_subscribe_returns(tmp_path: Path) -> None:
+    """Else a crash right after `subscribe` would restart it at the new head, and the
+    events committed in between would never reach it (found by the SIGKILL test)."""
+    url = f"sqlite:///{tmp_path / 'sub.db'}"
+    with Runtime(url) as rt:
+        rt.register(Account)
+        rt.send(Deposit("a1", 1))
+        rt.subscribe(lambda e, env: None, name="mailer")
+        checkpoint = rt.store.storage.load_checkpoint("subscriber:mailer")
+        assert checkpoint is not None and checkpoint.position == 1
+
+
 def test_only_projections_answer_queries(rt: Runtime) -> None:
     from demos.shop.checkout import Checkout
 
