@@ -15,6 +15,7 @@ from reactor import (
     CommandResult,
     RegistrationError,
     Rejected,
+    RetryPolicy,
     Runtime,
     RuntimeStopped,
     UnknownCommand,
@@ -22,6 +23,10 @@ from reactor import (
     command,
     handles,
 )
+from reactor.actors.consumer import ConsumerActor
+from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.scheduler import Scheduler
+from reactor.store import open_store
 from tests.bank import (
     Account,
     Audited,
@@ -360,3 +365,48 @@ def test_health_reports_positions_failures_and_dead_letters(rt: Runtime) -> None
     assert health.failures == {"root": 0, "projections": 0, "subscribers": 0, "aggregates": 0}
     rt.stop()
     assert rt.health().state == "stopped"
+
+
+def test_a_consumer_stopped_before_it_went_live_takes_what_is_committed() -> None:
+    """A stop can come before the router's Subscribed (a subscriber that started just
+    before `stop()`): the consumer still takes every committed event and saves its place,
+    as a live one would have."""
+
+    class Mute(PooledActor):  # a router that never answers
+        def on_receive(self, message: object) -> None:
+            pass
+
+    class Journal(PooledActor):  # keeps what it is told
+        def __init__(self, dispatcher: Dispatcher) -> None:
+            super().__init__(dispatcher)
+            self.told: list[object] = []
+
+        def on_receive(self, message: object) -> None:
+            self.told.append(message)
+
+    store = open_store("memory://")
+    store.append("Account-a1", [Deposited("a1", 1), Deposited("a1", 2)], 0)
+    pool, timers = Dispatcher(1, 10, "test-consumer"), Scheduler()
+    balances = Balances()
+    router, journal = Mute.spawn(pool), Journal.spawn(pool)
+    try:
+        consumer = ConsumerActor.spawn(
+            pool,
+            Balances.__reactor_type__(store.registry),
+            balances,
+            store,
+            router,
+            journal,
+            timers,
+            RetryPolicy(),
+            checkpoints=True,
+        )
+        consumer.stop(block=True, timeout=5)
+        assert balances.snapshot() == ({"a1": 3}, [1, 2])
+        saved = [m.checkpoint.position for m in journal.proxy().told.get(timeout=5)]
+        assert saved[-1] == 2
+    finally:
+        for ref in (router, journal):
+            ref.stop()
+        timers.stop()
+        pool.shutdown()

@@ -139,6 +139,8 @@ class ConsumerActor(PooledActor):
         self.on_start()
 
     def on_stop(self) -> None:
+        if not self.live:  # stopped before the router's hand-over: what is committed is ours
+            self._catch_up()
         for message in [*self.stash, *self.waiting_queries]:  # answer what waits
             reply = getattr(message, "reply", None)
             if reply is not None:
