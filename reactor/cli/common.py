@@ -1,0 +1,88 @@
+"""What the `reactor` sub-commands share: the `--store` option, opening the journal for
+one command, and printing aligned tables of stored events."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from reactor.store import Storage, StoredEvent, open_storage
+
+DATA_WIDTH = 60
+Command = Callable[[Storage, argparse.Namespace], None]
+
+
+@attrs.frozen
+class Parents:
+    """Parent parsers the sub-commands combine: `store` (`--store URL`), `shown` (`--full`)."""
+
+    store: argparse.ArgumentParser
+    shown: argparse.ArgumentParser
+
+    @classmethod
+    def make(cls) -> Parents:
+        store = argparse.ArgumentParser(add_help=False)
+        store.add_argument("--store", required=True, metavar="URL", help="e.g. sqlite:///bank.db")
+        shown = argparse.ArgumentParser(add_help=False)
+        shown.add_argument("--full", action="store_true", help="print data uncut")
+        return cls(store, shown)
+
+
+def on_store(command: Command) -> Callable[[argparse.Namespace], None]:
+    """`command` run on the journal `--store` names (which must exist), closed after."""
+
+    def run(args: argparse.Namespace) -> None:
+        storage = open_storage(args.store, create=False)
+        try:
+            command(storage, args)
+        finally:
+            storage.close()
+
+    return run
+
+
+def print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = True) -> None:
+    headers: tuple[str, ...] = ("position", "stream", "seq", "type", "version", "time", "data")
+    rows: list[tuple[str, ...]] = [
+        (
+            str(e.position),
+            e.stream_id,
+            str(e.seq),
+            e.type,
+            str(e.version),
+            when(e.timestamp),
+            _data(e.data, full),
+        )
+        for e in events
+    ]
+    if not with_stream:
+        headers = ("seq", "position", "type", "version", "time", "data")
+        rows = [(r[2], r[0], *r[3:]) for r in rows]
+    print_table(headers, rows)
+
+
+def when(timestamp: float) -> str:
+    """A stored timestamp as UTC text, to the millisecond."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _data(data: bytes, full: bool) -> str:
+    text = data.decode("utf-8", errors="replace")
+    return text if full or len(text) <= DATA_WIDTH else text[: DATA_WIDTH - 3] + "..."
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], header: bool = True) -> None:
+    """Print aligned columns: a column of numbers to the right, any other to the left."""
+    shown = [headers, *rows] if header else list(rows)
+    columns = range(len(headers))
+    widths = [max(len(r[i]) for r in shown) for i in columns]
+    numeric = [bool(rows) and all(r[i].isdigit() for r in rows) for i in columns]
+    for row in shown:
+        cells = (
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(row, widths, numeric, strict=True)
+        )
+        print("  ".join(cells).rstrip())
