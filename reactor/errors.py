@@ -25,6 +25,18 @@ class ConcurrencyError(ReactorError):
         )
 
 
+class FencedError(ReactorError):
+    """A write depended on a lease that another owner has taken over since (a stale holder,
+    e.g. a consumer or shard owner that lost its lease, must not write)."""
+
+    def __init__(self, lease: str, epoch: int, actual: int) -> None:
+        self.lease, self.epoch, self.actual = lease, epoch, actual
+        super().__init__(
+            f"lease {lease!r} was held at epoch {epoch}, but it is now at epoch {actual}: "
+            "another owner took it over, so this write is refused"
+        )
+
+
 class DuplicateEventId(ReactorError, ValueError):
     """An appended event id is already stored somewhere other than the place appended to."""
 

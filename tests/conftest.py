@@ -24,23 +24,11 @@ settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "default")
 )
 
-BACKENDS = ["memory", "sqlite"]
 
-
-def storage_url(backend: str, directory: Path) -> str:
-    """The URL of a fresh store of `backend` inside `directory`."""
-    return "memory://" if backend == "memory" else f"sqlite:///{directory / 'journal.db'}"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def storage(backend: str, tmp_path: Path) -> Iterator[Storage]:
-    """A fresh, empty Storage of each backend (the conformance suite runs on all)."""
-    s = open_storage(storage_url(backend, tmp_path))
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A fresh, empty Storage of each embedded backend (for tests over every backend)."""
+    s = open_storage("memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/j.db")
     yield s
     s.close()
 

@@ -24,6 +24,7 @@ from reactor.actors.messages import (
     DeadlineDue,
     Deliver,
     DropDeadLetter,
+    OrderDeadLetter,
     Query,
     RetryDue,
     SaveCheckpoint,
@@ -336,7 +337,13 @@ class ConsumerActor(PooledActor):
     ) -> None:
         """Give up on the event at `position`: a new dead letter, `parked` behind it."""
         letter = DeadLetterRecord(
-            new_id(), self.spec.label, position, stream_id, _describe(error), attempts, parked
+            id=new_id(),
+            handler=self.spec.label,
+            position=position,
+            stream_id=stream_id,
+            error=_describe(error),
+            attempts=attempts,
+            parked=parked,
         )
         self._save_letter(letter)
 
@@ -371,6 +378,8 @@ class ConsumerActor(PooledActor):
                             request="",
                         )
                     )
+                    if letter.request:  # the operator's order is carried out: clear it
+                        tell(self.journal, OrderDeadLetter(letter.id, "", letter.request))
                 else:
                     tell(self.journal, DropDeadLetter(letter.id))
                     self._dead_letter(position, letter.stream_id, e, 1, rest)

@@ -17,6 +17,7 @@ from reactor.actors.messages import (
     Appended,
     AppendRequest,
     DropDeadLetter,
+    OrderDeadLetter,
     Publish,
     SaveCheckpoint,
     SaveDeadLetter,
@@ -58,6 +59,10 @@ class JournalActor(PooledActor):
             self.store.storage.save_dead_letter(message.letter)
         elif isinstance(message, DropDeadLetter):
             self.store.storage.delete_dead_letter(message.letter_id)
+        elif isinstance(message, OrderDeadLetter):
+            self.store.storage.order_dead_letter(
+                message.letter_id, message.order, replacing=message.replacing
+            )
         elif isinstance(message, Sync):
             message.reply.set(self.published)
         else:

@@ -235,6 +235,15 @@ class SaveDeadLetter:
 
 
 @attrs.frozen
+class OrderDeadLetter:
+    """To the journal: set a dead letter's order (if it is still `replacing`)."""
+
+    letter_id: str
+    order: str
+    replacing: str | None = None
+
+
+@attrs.frozen
 class DropDeadLetter:
     """To the journal: delete a dead letter."""
 

@@ -6,8 +6,6 @@ import argparse
 from functools import partial
 from typing import Any
 
-import attrs
-
 from reactor.cli.common import Parents, on_store, print_events, print_table
 from reactor.errors import ReactorError
 from reactor.store import DeadLetterRecord, Storage
@@ -75,7 +73,7 @@ def _show(storage: Storage, args: argparse.Namespace) -> None:
 
 def _order(storage: Storage, args: argparse.Namespace) -> None:
     d = _letter(storage, args.id)
-    storage.save_dead_letter(attrs.evolve(d, request=args.order))
+    storage.order_dead_letter(d.id, args.order)
     print(
         f"{args.order} ordered for dead letter {d.id} ({d.handler}, position {d.position}, "
         f"{len(d.parked)} waiting): {d.handler} carries it out when it next runs"

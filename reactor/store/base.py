@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
-from reactor.errors import ConcurrencyError, DuplicateEventId, ReactorError
+from reactor.errors import ConcurrencyError, DuplicateEventId, FencedError, ReactorError
 
 
 class NewRecord(NamedTuple):
@@ -65,18 +65,39 @@ class StoredEvent(NamedTuple):
         )
 
 
+class Fence(NamedTuple):
+    """A lease a write depends on: the write is refused (`FencedError`) unless the lease
+    named `lease` still has `epoch`, i.e. nobody took it over since it was acquired."""
+
+    lease: str
+    epoch: int
+
+
+@attrs.frozen(kw_only=True)
+class Lease:
+    """A named lease: held by `owner` until `expires` (the storage's clock, seconds since
+    the epoch). `epoch` grows by one each time another owner takes it over."""
+
+    name: str
+    owner: str
+    epoch: int
+    expires: float
+
+
 @attrs.frozen
 class Checkpoint:
     """How far a named consumer got in the journal, with its state (saved atomically).
 
     `keyed` are per-key rows saved in the same transaction (a saga's instances): each
-    `(key, state)` replaces that key's row, or deletes it when `state` is None.
+    `(key, state)` replaces that key's row, or deletes it when `state` is None. With a
+    `fence`, the checkpoint is only saved while that lease is still held at its epoch.
     """
 
     name: str
     position: int
     state: bytes | None = None
     keyed: tuple[tuple[str, bytes | None], ...] = attrs.field(default=(), eq=False)
+    fence: Fence | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -113,13 +134,15 @@ class CommandRecord:
         return cls(command_id, stream_id, stored[-1].seq, len(stored), stored[-1].position)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class DeadLetterRecord:
     """An event a handler gave up on, and the positions of the later events of the same
     stream parked behind it for that handler (sequenced dead letters).
 
     `request` is "" or an operator's order the handler carries out when it runs:
     "redrive" (deliver it, then what waits) or "discard" (drop it, deliver what waits).
+    The handler owns every field but `request`; the operator owns `request`
+    (`Storage.order_dead_letter`), so neither overwrites the other.
     """
 
     id: str
@@ -148,7 +171,8 @@ class Append(NamedTuple):
     check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
     `command_id`, if given, is recorded with it: appending again under a recorded command id
     writes nothing and returns what the first append stored (the command is idempotent).
-    A NamedTuple, like `AppendOutcome`: one of each is built per command.
+    With a `fence`, the append is refused (`FencedError`) unless that lease is still held at
+    its epoch. A NamedTuple, like `AppendOutcome`: one of each is built per command.
     """
 
     stream_id: str
@@ -156,6 +180,7 @@ class Append(NamedTuple):
     expected_version: int | None = None
     checkpoint: Checkpoint | None = None
     command_id: str | None = None
+    fence: Fence | None = None
 
 
 class AppendOutcome(NamedTuple):
@@ -177,12 +202,17 @@ class AppendOutcome(NamedTuple):
 class Storage(Protocol):
     """A journal backend. Every method is thread-safe and synchronous.
 
-    Guarantees (the conformance suite in tests/ checks each): per stream, seqs are 1..n
-    with no gap; positions strictly increase in commit order; an append is all or none;
+    Guarantees (the conformance kit `reactor.testing.storage.StorageContract` checks each):
+    per stream, seqs are 1..n with no gap; positions strictly increase in commit order and
+    a reader never skips a position committed late; an append is all or none;
     re-appending event ids already stored at that place returns them and writes nothing.
+
+    `shared` says whether several processes' runtimes may use the journal at once (and so
+    whether events may appear that this process did not append).
     """
 
     url: str
+    shared: bool
 
     def append(
         self, stream_id: str, records: Sequence[NewRecord], expected_version: int | None
@@ -231,7 +261,16 @@ class Storage(Protocol):
         ...
 
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
-        """Save (replace) a dead letter by id."""
+        """Save a dead letter by id: a new one whole; a stored one keeps its `request` (the
+        operator's). At most one letter per (handler, position): saving one under another
+        id replaces the older."""
+        ...
+
+    def order_dead_letter(
+        self, letter_id: str, order: str, *, replacing: str | None = None
+    ) -> bool:
+        """Set a dead letter's `request` to `order` ("" clears it), only if its request is
+        `replacing` when that is given; False if no letter with this id (and that request)."""
         ...
 
     def delete_dead_letter(self, letter_id: str) -> bool:
@@ -258,9 +297,40 @@ class Storage(Protocol):
         """The keyed rows saved with the named checkpoint, by key."""
         ...
 
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        """Take or renew the lease `name` for `ttl` seconds: granted if it is free, expired
+        or already `owner`'s (a renewal keeps the epoch; a takeover adds one); None while
+        another owner holds it."""
+        ...
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give up `owner`'s lease `name` (it expires now); False if `owner` did not hold it."""
+        ...
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        """The leases whose name starts with `prefix`, expired ones included, by name."""
+        ...
+
+    def wait_for_append(self, after: int, timeout: float) -> int:
+        """Block until an event beyond position `after` is stored (by any process) or
+        `timeout` seconds pass; returns `last_position()`."""
+        ...
+
+    def claim(self, owner: str) -> None:
+        """Announce a runtime (`owner` describes it) on this journal until `close()`. A
+        journal that is not `shared` serves one runtime at a time: `StorageError` naming the
+        journal and the holder when another process holds it."""
+        ...
+
     def close(self) -> None:
         """Release connections; later calls raise `StorageError`. Idempotent."""
         ...
+
+
+def check_fence(fence: Fence | None, lease: Lease | None) -> None:
+    """Raise `FencedError` unless `lease` (the stored lease `fence` names) is at its epoch."""
+    if fence is not None and (lease is None or lease.epoch != fence.epoch):
+        raise FencedError(fence.lease, fence.epoch, lease.epoch if lease is not None else 0)
 
 
 def check_append(

@@ -7,6 +7,7 @@ nothing when the process ends.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 
 import attrs
@@ -18,11 +19,13 @@ from reactor.store.base import (
     Checkpoint,
     CommandRecord,
     DeadLetterRecord,
+    Lease,
     NewRecord,
     Snapshot,
     StoredEvent,
     StreamInfo,
     check_append,
+    check_fence,
 )
 
 _PAGE = 1000
@@ -31,9 +34,12 @@ _PAGE = 1000
 class MemoryStorage:
     """A `Storage` in lists and dicts behind one lock."""
 
+    shared = False  # nothing outside this process can reach it
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = threading.Lock()
+        self._appended = threading.Condition(self._lock)
         self._events: list[StoredEvent] = []  # position p is at index p - 1
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[str, StoredEvent] = {}
@@ -42,6 +48,7 @@ class MemoryStorage:
         self._commands: dict[str, CommandRecord] = {}
         self._dead: dict[str, DeadLetterRecord] = {}
         self._keyed: dict[str, dict[str, bytes]] = {}
+        self._leases: dict[str, Lease] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -55,7 +62,9 @@ class MemoryStorage:
     def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
         with self._lock:
             self._check_open()
-            return [self._append_one(a) for a in appends]
+            outcomes = [self._append_one(a) for a in appends]
+            self._appended.notify_all()
+            return outcomes
 
     def _append_one(self, a: Append) -> AppendOutcome:
         stream = self._streams.get(a.stream_id, [])
@@ -64,6 +73,9 @@ class MemoryStorage:
             first = self._streams.get(done.stream_id, [])[done.version - done.count : done.version]
             return AppendOutcome(events=tuple(first), command=done)
         try:
+            check_fence(a.fence, self._leases.get(a.fence.lease) if a.fence else None)
+            if a.checkpoint is not None and a.checkpoint.fence is not None:
+                check_fence(a.checkpoint.fence, self._leases.get(a.checkpoint.fence.lease))
             stored = check_append(
                 a.stream_id,
                 a.records,
@@ -160,7 +172,24 @@ class MemoryStorage:
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
         with self._lock:
             self._check_open()
+            old = self._dead.get(letter.id)
+            if old is not None:
+                letter = attrs.evolve(letter, request=old.request)
+            for other in [d for d in self._dead.values() if d.id != letter.id]:
+                if (other.handler, other.position) == (letter.handler, letter.position):
+                    del self._dead[other.id]
             self._dead[letter.id] = letter
+
+    def order_dead_letter(
+        self, letter_id: str, order: str, *, replacing: str | None = None
+    ) -> bool:
+        with self._lock:
+            self._check_open()
+            letter = self._dead.get(letter_id)
+            if letter is None or (replacing is not None and letter.request != replacing):
+                return False
+            self._dead[letter_id] = attrs.evolve(letter, request=order)
+            return True
 
     def delete_dead_letter(self, letter_id: str) -> bool:
         with self._lock:
@@ -176,6 +205,8 @@ class MemoryStorage:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._lock:
             self._check_open()
+            if checkpoint.fence is not None:
+                check_fence(checkpoint.fence, self._leases.get(checkpoint.fence.lease))
             self._keep(checkpoint)
 
     def _keep(self, checkpoint: Checkpoint) -> None:
@@ -197,9 +228,50 @@ class MemoryStorage:
             self._check_open()
             return self._checkpoints.get(name)
 
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        with self._lock:
+            self._check_open()
+            now = time.time()
+            old = self._leases.get(name)
+            if old is None:
+                epoch = 1
+            elif old.owner == owner and old.expires > now:
+                epoch = old.epoch
+            elif old.expires <= now:
+                epoch = old.epoch + 1
+            else:
+                return None
+            lease = Lease(name=name, owner=owner, epoch=epoch, expires=now + ttl)
+            self._leases[name] = lease
+            return lease
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        with self._lock:
+            self._check_open()
+            old = self._leases.get(name)
+            if old is None or old.owner != owner or old.expires <= time.time():
+                return False
+            self._leases[name] = attrs.evolve(old, expires=time.time())
+            return True
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        with self._lock:
+            self._check_open()
+            return [v for k, v in sorted(self._leases.items()) if k.startswith(prefix)]
+
+    def wait_for_append(self, after: int, timeout: float) -> int:
+        with self._appended:
+            self._check_open()
+            self._appended.wait_for(lambda: len(self._events) > after or self._closed, timeout)
+            return len(self._events)
+
+    def claim(self, owner: str) -> None:
+        self.last_position()  # only this process can reach it: nothing to hold
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._appended.notify_all()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -6,7 +6,10 @@ a pool of reader connections, lazy reads in short pages. `synchronous` is FULL b
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -21,6 +24,7 @@ from reactor.store.base import (
     Checkpoint,
     CommandRecord,
     DeadLetterRecord,
+    Lease,
     NewRecord,
     Snapshot,
     StoredEvent,
@@ -31,12 +35,18 @@ from reactor.store.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SELECT_EVENT,
+    UPGRADES,
+    fence_holds,
+    load_lease,
     stored_event,
     write_checkpoints,
 )
 
+log = logging.getLogger(__name__)
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+PRIVATE = 0o600  # the journal, its WAL and its lock file: readable by their owner only
 _PAGE = 1000
+_POLL = 0.02  # seconds between looks at the head while waiting for an append
 
 
 class SQLiteStorage:
@@ -45,7 +55,11 @@ class SQLiteStorage:
     `synchronous` is SQLite's durability setting (FULL: an acknowledged append survives
     power loss; NORMAL: it survives a process crash). `create=False` refuses to make a new
     file. Raises `StorageError` for a missing file, a foreign database or a newer schema.
+    A SQLite journal serves one runtime at a time (`claim`); other processes may read it
+    (the CLI) and write small orders (dead-letter orders) meanwhile.
     """
+
+    shared = False
 
     def __init__(
         self,
@@ -69,6 +83,9 @@ class SQLiteStorage:
         self._lock = threading.Lock()  # the write lock
         self._idle: list[sqlite3.Connection] = []  # reader connections not in use
         self._closed = False
+        self._claim: int | None = None  # the lock file's descriptor while claimed
+        if create and not self.path.exists():
+            _create_private(self.path)
         self._writer = self._connect()
         try:
             self._prepare_schema()
@@ -116,9 +133,8 @@ class SQLiteStorage:
             for r in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         if not tables:  # IF NOT EXISTS: another process may be creating it right now
-            self._writer.executescript(
-                f"BEGIN IMMEDIATE;{SCHEMA.format(version=SCHEMA_VERSION)}COMMIT;"
-            )
+            self._writer.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+            self._upgrade(1)
             return
         if "reactor_meta" not in tables:
             raise StorageError(
@@ -133,6 +149,21 @@ class SQLiteStorage:
             raise StorageError(
                 f"{self.path} has journal schema {version}, newer than this reactor's "
                 f"{SCHEMA_VERSION}: upgrade reactor to open it"
+            )
+        if version < SCHEMA_VERSION:
+            self._upgrade(version)
+
+    def _upgrade(self, version: int) -> None:
+        """Bring the schema from `version` to the current one (each step is idempotent, so a
+        process upgrading at the same moment does no harm)."""
+        steps = "".join(UPGRADES[version - 1 :])
+        self._writer.executescript(
+            f"BEGIN IMMEDIATE;{steps}UPDATE reactor_meta SET value = '{SCHEMA_VERSION}' "
+            "WHERE key = 'schema_version';COMMIT;"
+        )
+        if version > 1:
+            log.info(
+                "%s: journal schema upgraded from %d to %d", self.path, version, SCHEMA_VERSION
             )
 
     def _transaction(self) -> _Transaction:
@@ -256,7 +287,14 @@ class SQLiteStorage:
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "DELETE FROM dead_letters WHERE handler = ? AND position = ? AND id != ?",
+                (letter.handler, letter.position, letter.id),
+            )
+            db.execute(
+                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
+                "UPDATE SET handler = excluded.handler, position = excluded.position, "
+                "stream = excluded.stream, error = excluded.error, attempts = excluded.attempts, "
+                "parked = excluded.parked",
                 (
                     letter.id,
                     letter.handler,
@@ -269,6 +307,15 @@ class SQLiteStorage:
                 ),
             )
 
+    def order_dead_letter(
+        self, letter_id: str, order: str, *, replacing: str | None = None
+    ) -> bool:
+        sql, params = "UPDATE dead_letters SET request = ? WHERE id = ?", [order, letter_id]
+        if replacing is not None:
+            sql, params = f"{sql} AND request = ?", [*params, replacing]
+        with self._transaction() as db:
+            return db.execute(sql, params).rowcount > 0
+
     def delete_dead_letter(self, letter_id: str) -> bool:
         with self._transaction() as db:
             return db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)).rowcount > 0
@@ -277,12 +324,22 @@ class SQLiteStorage:
         where, params = ("WHERE handler = ?", (handler,)) if handler is not None else ("", ())
         rows = self._query(f"SELECT * FROM dead_letters {where} ORDER BY position, handler", params)
         return [
-            DeadLetterRecord(i, h, p, s, e, a, tuple(json.loads(parked)), r)
+            DeadLetterRecord(
+                id=i,
+                handler=h,
+                position=p,
+                stream_id=s,
+                error=e,
+                attempts=a,
+                parked=tuple(json.loads(parked)),
+                request=r,
+            )
             for i, h, p, s, e, a, parked, r in rows
         ]
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
+            fence_holds(db, checkpoint.fence)
             write_checkpoints(db, [checkpoint])
 
     def load_keyed(self, name: str) -> dict[str, bytes]:
@@ -292,6 +349,74 @@ class SQLiteStorage:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
         return Checkpoint(*rows[0]) if rows else None
 
+    # -- leases, waiting and claims ----------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        with self._transaction() as db:
+            now = time.time()
+            old = load_lease(db, name)
+            if old is None:
+                epoch = 1
+            elif old.expires > now:
+                if old.owner != owner:
+                    return None
+                epoch = old.epoch
+            else:
+                epoch = old.epoch + 1
+            lease = Lease(name=name, owner=owner, epoch=epoch, expires=now + ttl)
+            db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
+                (name, owner, epoch, lease.expires),
+            )
+            return lease
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        with self._transaction() as db:
+            now = time.time()
+            return (
+                db.execute(
+                    "UPDATE leases SET expires = ? WHERE name = ? AND owner = ? AND expires > ?",
+                    (now, name, owner, now),
+                ).rowcount
+                > 0
+            )
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        rows = self._query(
+            "SELECT name, owner, epoch, expires FROM leases WHERE substr(name, 1, ?) = ? "
+            "ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
+
+    def wait_for_append(self, after: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while (last := self.last_position()) <= after and time.monotonic() < deadline:
+            time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
+        return last
+
+    def claim(self, owner: str) -> None:
+        """Hold `<journal>.lock` (an flock, released when this store closes or its process
+        dies) for one runtime; `StorageError` naming the holder if another one has it."""
+        self._check_open()
+        if self._claim is not None:
+            return
+        lock = Path(f"{self.path}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 500).decode(errors="replace").strip() or "another runtime"
+            os.close(fd)
+            raise StorageError(
+                f"{self.path} is in use by {holder}: a SQLite journal serves one runtime at a "
+                "time (the reactor CLI may still read it). Stop that runtime first, or use a "
+                "postgresql:// journal to share one journal between processes."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{owner} (pid {os.getpid()})".encode())
+        self._claim = fd
+
     # -- closing -----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -299,6 +424,9 @@ class SQLiteStorage:
             if not self._closed:
                 self._closed = True
                 self._writer.close()
+                if self._claim is not None:
+                    os.close(self._claim)  # releases the flock
+                    self._claim = None
         while True:  # readers in use are closed by _query when they come back
             try:
                 self._idle.pop().close()
@@ -308,6 +436,17 @@ class SQLiteStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"{self.url}: the store is closed")
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty journal file readable by its owner only (SQLite gives its WAL and
+    shared-memory files the same permissions as the journal)."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE))
+    except FileExistsError:
+        pass  # another process made it a moment ago
+    except OSError as e:
+        raise StorageError(f"sqlite:///{path}: cannot create the journal: {e}") from e
 
 
 class _Transaction:

@@ -17,12 +17,16 @@ from reactor.store.base import (
     AppendOutcome,
     Checkpoint,
     CommandRecord,
+    Fence,
+    Lease,
     StoredEvent,
     check_append,
+    check_fence,
 )
 from reactor.store.sqlite_schema import (
     INSERT_EVENT,
     SELECT_EVENT,
+    load_lease,
     stored_event,
     write_checkpoints,
 )
@@ -46,6 +50,7 @@ class Batch:
         self.new_commands: dict[str, tuple[StoredEvent, ...]] = {}  # with their events
         self.touched: dict[int, int] = {}  # stream id -> new version
         self.position = 0  # the last position taken
+        self.leases: dict[str, Lease | None] = {}  # the leases the batch's fences name
 
     def run(self, appends: Sequence[Append]) -> list[AppendOutcome]:
         names = list({a.stream_id for a in appends})
@@ -71,6 +76,9 @@ class Batch:
                 f"SELECT * FROM commands WHERE command_id IN ({marks(chunk)})", chunk
             ):
                 self.commands[row[0]] = CommandRecord(*row)
+        for fence in _fences(appends):
+            if fence.lease not in self.leases:
+                self.leases[fence.lease] = load_lease(self.db, fence.lease)
         outcomes = [self._decide(a) for a in appends]
         self.db.executemany(INSERT_EVENT, self.rows)
         self.db.executemany(
@@ -98,6 +106,8 @@ class Batch:
             return AppendOutcome(events=events, command=done)
         sid, actual = self.streams.get(a.stream_id, (None, 0))
         try:
+            for fence in _fences((a,)):
+                check_fence(fence, self.leases[fence.lease])
             stored = check_append(
                 a.stream_id,
                 a.records,
@@ -144,6 +154,15 @@ class Batch:
             (c.stream_id, c.version - c.count, c.version),
         )
         return [stored_event(row) for row in rows]
+
+
+def _fences(appends: Sequence[Append]) -> Iterator[Fence]:
+    """The fences of appends and of their checkpoints."""
+    for a in appends:
+        if a.fence is not None:
+            yield a.fence
+        if a.checkpoint is not None and a.checkpoint.fence is not None:
+            yield a.checkpoint.fence
 
 
 def chunks(items: list[str]) -> Iterator[list[str]]:

@@ -8,9 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reactor.store.base import Checkpoint, StoredEvent
+from reactor.store.base import Checkpoint, Fence, Lease, StoredEvent, check_fence
 
-SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
@@ -50,8 +49,22 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     parked TEXT NOT NULL, request TEXT NOT NULL
 );
 INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
-INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '{version}');
+INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '1');
 """
+# Each step turns schema version k into k + 1 (index k - 1), in the transaction that opens it.
+UPGRADES = (
+    # 2: leases; at most one dead letter per (handler, position)
+    """
+    CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch INTEGER NOT NULL, expires REAL NOT NULL
+    ) WITHOUT ROWID;
+    DELETE FROM dead_letters WHERE rowid NOT IN (
+        SELECT max(rowid) FROM dead_letters GROUP BY handler, position
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_place ON dead_letters (handler, position);
+    """,
+)
+SCHEMA_VERSION = 1 + len(UPGRADES)
 # The columns of a StoredEvent, in its field order.
 SELECT_EVENT = (
     "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
@@ -65,6 +78,20 @@ stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no 
 SAVE_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
 )
+
+
+def load_lease(db: sqlite3.Connection, name: str) -> Lease | None:
+    row = db.execute("SELECT name, owner, epoch, expires FROM leases WHERE name = ?", (name,))
+    found = row.fetchone()
+    if found is None:
+        return None
+    return Lease(name=found[0], owner=found[1], epoch=found[2], expires=found[3])
+
+
+def fence_holds(db: sqlite3.Connection, fence: Fence | None) -> None:
+    """`FencedError` unless the lease `fence` names is still at its epoch (in a transaction)."""
+    if fence is not None:
+        check_fence(fence, load_lease(db, fence.lease))
 
 
 def checkpoint_row(cp: Checkpoint) -> tuple[Any, ...]:

@@ -1,0 +1,73 @@
+"""The conformance kit fails broken backends: one that skips a position in `read_all`, one
+that accepts a stale expected version, one that stores half of a multi-event append."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BROKEN = textwrap.dedent(
+    """
+    import pytest
+    from reactor.store import Append, MemoryStorage
+    from reactor.testing.storage import StorageContract
+
+    class Skipping(MemoryStorage):
+        def read_all(self, after=0, types=None, limit=None):
+            return (e for e in super().read_all(after, types, limit) if e.position != 2)
+
+    class Stale(MemoryStorage):
+        def append_batch(self, appends):
+            return super().append_batch([a._replace(expected_version=None) for a in appends])
+
+    class Half(MemoryStorage):
+        def append_batch(self, appends):
+            return super().append_batch([a._replace(records=a.records[:1]) for a in appends])
+
+    class TestBroken(StorageContract):
+        @pytest.fixture
+        def storage(self):
+            s = {backend}()
+            yield s
+            s.close()
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("backend", "caught_by"),
+    [
+        ("Skipping", "test_append_assigns_seq_and_position"),
+        ("Stale", "test_wrong_expected_version_raises_and_changes_nothing"),
+        ("Half", "test_append_assigns_seq_and_position"),
+    ],
+)
+def test_the_kit_fails_a_broken_backend(tmp_path: Path, backend: str, caught_by: str) -> None:
+    module = tmp_path / f"test_{backend.lower()}.py"
+    module.write_text(BROKEN.format(backend=backend))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert f"FAILED {module.name}::TestBroken::{caught_by}" in run.stdout, run.stdout[-3000:]
+
+
+def test_the_kit_passes_a_sound_backend(tmp_path: Path) -> None:
+    module = tmp_path / "test_memory.py"
+    module.write_text(BROKEN.format(backend="MemoryStorage"))
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(module)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
