@@ -40,6 +40,7 @@ from reactor import (
 )
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Publish, Reply
+from reactor.actors.pooled import start
 from reactor.events import CommandResult, decided_events, new_id
 from reactor.store import open_store
 from reactor.store.base import Append
@@ -276,7 +277,7 @@ def fan_out(events: int) -> None:
         ]
         start = time.perf_counter()
         for i in range(0, events, 100):
-            rt._router.tell(Publish(tuple(envs[i : i + 100])))
+            rt._parts.tree.router.tell(Publish(tuple(envs[i : i + 100])))
         for c in counters:
             assert rt.query(c, after=events).total() == events
         ours = 4 * events / (time.perf_counter() - start)
@@ -382,7 +383,7 @@ def scale(touched: int, live: int) -> None:
         print(
             f"{'commands/s, each to a new aggregate':<44} {touched / took:>12,.0f} cmd/s    "
             f"threads: {before} before, {during} running (2 pool + journal + subscribers + timer), "
-            f"{threading.active_count()} after; live actors {len(rt._host)}"
+            f"{threading.active_count()} after; live actors {rt.health().live_aggregates}"
         )
     out = subprocess.run(
         [sys.executable, "-m", "perf.runtime", "--probe-memory", str(live)],
@@ -418,7 +419,7 @@ def probe_memory(count: int) -> None:
     actors = []
     for i in range(count):
         actor = AggregateActor(pool, host, spec, f"Trivial-{i}")
-        actor._start_actor_loop()
+        start(actor, registered=False)
         actors.append(actor)
     tick = threading.Event()
     while not (actors[-1]._began and pool._run_queue.empty()):  # every on_start has run

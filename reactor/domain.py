@@ -12,11 +12,11 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from reactor.actors.saga import Dispatch, SagaHandler, SagaManager
-from reactor.actors.specs import AggregateType, ConsumerType
 from reactor.errors import RegistrationError
 from reactor.faults import RetryPolicy
 from reactor.registry import Registry, qualified_name
+from reactor.sagas import Dispatch, SagaHandler, SagaManager
+from reactor.specs import AggregateType, ConsumerKind, ConsumerType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,13 +135,13 @@ class Aggregate(_Keyed):
             raise RegistrationError(f"{qualified_name(cls)} has no @handles(Command) method")
         _require_key(cls, handlers, key, "aggregate")
         return AggregateType(
-            cls,
-            cls.__reactor_name__ or cls.__name__,
-            key,
-            handlers,
-            _marked(cls, "__reactor_applies__"),
-            cls.snapshot_every if cls.snapshot_every is not None else snapshot_every,
-            _state_hints(cls),
+            cls=cls,
+            name=cls.__reactor_name__ or cls.__name__,
+            key=key,
+            handlers=handlers,
+            appliers=_marked(cls, "__reactor_applies__"),
+            snapshot_every=cls.snapshot_every if cls.snapshot_every is not None else snapshot_every,
+            state_hints=_state_hints(cls),
         )
 
 
@@ -179,16 +179,16 @@ class Projection:
             and not hasattr(getattr(cls, n), "__reactor_on__")
         )
         return ConsumerType(
-            cls,
-            f"projection:{cls.__reactor_name__}",
-            cls.__reactor_name__,
-            handlers,
-            frozenset(handlers),
-            cls.durable,
-            cls.checkpoint_every,
-            _state_hints(cls),
-            queries,
-            cls.retry,
+            kind=ConsumerKind.PROJECTION,
+            cls=cls,
+            label=cls.__reactor_name__,
+            handlers=handlers,
+            types=frozenset(handlers),
+            durable=cls.durable,
+            checkpoint_every=cls.checkpoint_every,
+            state_hints=_state_hints(cls),
+            queries=queries,
+            retry=cls.retry,
         )
 
 
@@ -229,15 +229,14 @@ class Saga(_Keyed):
             return SagaManager(cls, label, key, handlers, hints, send)
 
         return ConsumerType(
-            cls,
-            f"saga:{label}",
-            label,
-            dict.fromkeys(names, SagaManager.on_event),
-            names,
-            True,
-            cls.checkpoint_every,
-            hints,
-            frozenset(),
-            cls.retry,
-            factory,
+            kind=ConsumerKind.SAGA,
+            cls=cls,
+            label=label,
+            handlers=dict.fromkeys(names, SagaManager.on_event),
+            types=names,
+            durable=True,
+            checkpoint_every=cls.checkpoint_every,
+            state_hints=hints,
+            retry=cls.retry,
+            factory=factory,
         )

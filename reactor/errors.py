@@ -102,6 +102,11 @@ class UnknownCommand(ReactorError, LookupError):
     """No registered aggregate handles this command class."""
 
 
+class InvalidCommand(ReactorError, ValueError):
+    """A command cannot be routed as given: its key field is missing, blank or of a type
+    that cannot name an aggregate. Nothing was sent."""
+
+
 class RuntimeStopped(ReactorError, RuntimeError):
     """The runtime is stopped (or stopping) and takes no more work."""
 

@@ -58,18 +58,24 @@ def retried(error: BaseException) -> bool:
     return not isinstance(error, NOT_RETRIED)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class DeadLetter:
     """An event a handler gave up on, as `Runtime.dead_letters()` shows it.
 
     `handler` is the projection or saga class name, or the subscriber name; `error` is
     `"<ExceptionType>: <message>"`; `waiting` counts the later events of the same stream
-    parked behind it for that handler.
+    parked behind it for that handler. `envelope` is None when the stored event cannot be
+    decoded (`unreadable` says why; `type` and `version` are as stored).
     """
 
     id: str
     handler: str
-    envelope: Envelope
+    position: int
+    stream_id: str
+    type: str
+    version: int
+    envelope: Envelope | None
     error: str
     attempts: int
     waiting: int
+    unreadable: str = ""

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reactor.actors.dispatch import Dispatcher, PooledActor, run_here, tell
+from reactor.actors.dispatch import Dispatcher, run_here
 from reactor.actors.messages import Reply
+from reactor.actors.pooled import PooledActor, actor_of, tell
 from tests.helpers import wait_for
 
 
@@ -140,7 +141,7 @@ def test_stop_fails_pending_asks_and_calls_on_stop(dispatcher: Dispatcher) -> No
 
     gate = threading.Event()
     ref = Slow.start(dispatcher)
-    actor = ref._actor_weakref()
+    actor = actor_of(ref)
     ref.tell("block")
     stop = ref.stop(block=False)
     late = ref.ask("late", block=False)
@@ -188,7 +189,7 @@ class Elsewhere(Relay):
 def idle(*refs: Any) -> None:
     """Wait until each actor has started and no worker holds it (a turn of its own)."""
     for ref in refs:
-        actor = ref._actor_weakref()
+        actor = actor_of(ref)
         assert wait_for(lambda actor=actor: actor._began and not actor._scheduled.locked())
 
 
@@ -244,7 +245,7 @@ def test_a_restart_ordered_as_a_suspended_turn_ends_is_not_lost(dispatcher: Disp
     finds the actor still scheduled): the ending turn must queue the actor again."""
     ref = Recorder.spawn(dispatcher)
     idle(ref)
-    actor = ref._actor_weakref()
+    actor = actor_of(ref)
     restarted = threading.Event()
     actor.on_restart = restarted.set  # type: ignore[method-assign]
     actor._suspended = True  # as after a supervised failure

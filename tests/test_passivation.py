@@ -18,8 +18,10 @@ def test_max_live_bounds_actors_and_threads() -> None:
         threads = threading.active_count()
         futures = [rt.submit(Deposit(f"acc-{i}", i + 1)) for i in range(500)]
         assert [f.get(30).version for f in futures] == [1] * 500
-        assert wait_for(lambda: len(rt._host) <= 20)  # trimmed as they finish their commands
-        assert rt._host.started == 500 and rt._host.passivated >= 478
+        assert wait_for(
+            lambda: rt.health().live_aggregates <= 20
+        )  # trimmed as they finish their commands
+        assert rt.health().aggregates_started == 500 and rt.health().passivated >= 478
         assert threading.active_count() == threads  # no thread per actor
         again = [rt.submit(Withdraw(f"acc-{i}", i + 1)) for i in range(500)]  # rehydrated
         assert [f.get(30).version for f in again] == [2] * 500
@@ -33,6 +35,6 @@ def test_idle_actors_stop_after_the_timeout() -> None:
         rt.register(Account)
         for i in range(5):
             rt.send(Deposit(f"a{i}", 10))
-        assert wait_for(lambda: len(rt._host) == 0)
-        assert rt._host.passivated == 5
+        assert wait_for(lambda: rt.health().live_aggregates == 0)
+        assert rt.health().passivated == 5
         assert rt.send(Withdraw("a3", 10)).version == 2  # came back with its balance

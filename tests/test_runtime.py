@@ -4,6 +4,7 @@ position, publishing, subscribers, idempotent command ids, restarts, clean stops
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
@@ -18,13 +19,15 @@ from reactor import (
     RetryPolicy,
     Runtime,
     RuntimeStopped,
+    StorageError,
     UnknownCommand,
     applies,
     command,
     handles,
 )
 from reactor.actors.consumer import ConsumerActor
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher
+from reactor.actors.pooled import PooledActor
 from reactor.actors.scheduler import Scheduler
 from reactor.store import open_store
 from tests.bank import (
@@ -261,17 +264,35 @@ def test_state_and_projections_survive_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_concurrent_writer_makes_the_aggregate_reload_and_retry(tmp_path: Path) -> None:
-    """Two runtimes on one file (as two processes would be): a stale aggregate retries."""
+    """Another writer appends to a live aggregate's stream: the stale actor retries."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    with Runtime(url) as one, Runtime(url) as two:
+    with Runtime(url) as one:
         one.register(Account)
-        two.register(Account)
         one.send(Deposit("a1", 5))
-        two.send(Deposit("a1", 7))  # one's actor is now one version behind
+        other = open_store(url)  # a tool writing to the file behind the runtime's back
+        other.append("Account-a1", [Deposited("a1", 7)], 1)  # one's actor is now stale
+        other.close()
         result = one.send(Deposit("a1", 1))  # ConcurrencyError at version 1: reload, decide again
         assert (result.version, result.events[0].seq) == (3, 3)
         assert one.send(Withdraw("a1", 13)).version == 4  # its state includes two's deposit
         assert [e.seq for e in one.read_stream("Account-a1")] == [1, 2, 3, 4]
+
+
+def test_a_second_runtime_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    """A SQLite journal serves one runtime at a time: the second gets an error naming the
+    file and the holder, and the first goes on; once it stops, the file is free."""
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    with Runtime(url) as first:
+        first.register(Account)
+        first.send(Deposit("a1", 5))
+        second = Runtime(url).register(Account)
+        with pytest.raises(
+            StorageError, match=rf"one.db is in use by a reactor runtime .*pid {os.getpid()}"
+        ):
+            second.start()
+        assert first.send(Deposit("a1", 1)).version == 2
+    with Runtime(url) as again:
+        assert again.read_stream("Account-a1")[-1].seq == 2
 
 
 def test_stop_leaves_no_thread_and_no_actor() -> None:

@@ -116,7 +116,7 @@ def test_restarts_replay_exactly(rounds: list[list[tuple[str, str, int]]], every
                 assert positions == sorted(set(positions))  # never twice
                 for account in ACCOUNTS:
                     rt.send(Deposit(account, 1))  # brings the actor up with its current state
-                    actor = rt._host._live[f"Account-{account}"]
+                    actor = rt._parts.host._live[f"Account-{account}"]
                     live[account] = (actor.state.balance, list(actor.state.history))
         with Runtime(url) as rt:
             rt.register(Account)
@@ -126,7 +126,7 @@ def test_restarts_replay_exactly(rounds: list[list[tuple[str, str, int]]], every
                 assert (full.balance, full.history) == (balance, history)
                 snap = rt.store.storage.load_snapshot(f"Account-{account}")
                 if snap is not None:  # snapshot + tail
-                    values = rt.store.codec.decode_state(
+                    values = rt.store.decode_state(
                         snap.state, Account.__reactor_type__(None).state_hints
                     )
                     rest = AggregateFixture(Account)

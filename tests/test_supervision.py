@@ -25,7 +25,7 @@ def test_a_failing_journal_is_restarted_and_nothing_is_lost() -> None:
         assert store is not None
         store.fail("save_snapshot")  # the journal's next snapshot write raises
         rt.send(Deposit("a1", 5))
-        assert wait_for(lambda: rt._tree.root.failures == 1)
+        assert wait_for(lambda: rt.health().failures["root"] == 1)
         results = [rt.send(Deposit("a1", n)) for n in (1, 2, 3)]  # it serves on
         assert [r.version for r in results] == [2, 3, 4]
         assert rt.query(Balances, after=results[-1].position).balance("a1") == 11
@@ -42,7 +42,7 @@ def test_a_projection_that_fails_to_start_is_restarted() -> None:
         rt.register(Durable)
         rt.send(Deposit("a1", 5))
         assert rt.query(Durable, after=1).balance("a1") == 5
-        assert rt._tree.projections.failures == 2
+        assert rt.health().failures["projections"] == 2
 
 
 def test_failures_beyond_the_intensity_stop_the_runtime_with_the_reason() -> None:
@@ -55,7 +55,7 @@ def test_failures_beyond_the_intensity_stop_the_runtime_with_the_reason() -> Non
     quick = RetryPolicy(first_delay=0.001, max_delay=0.002, jitter=0.0)
     rt = Runtime("faulty://").register(Account)
     rt.start()
-    for sup in (rt._tree.root, rt._tree.projections):
+    for sup in (rt._parts.tree.root, rt._parts.tree.projections):
         sup.max_restarts, sup.backoff = 1, quick
     FaultyStorage.last.fail_when("load_checkpoint", lambda: True)  # type: ignore[union-attr]
     rt.register(Doomed)

@@ -9,7 +9,8 @@ from typing import Any
 import pykka
 import pytest
 
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher
+from reactor.actors.pooled import PooledActor, actor_of, start
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.supervisor import Strategy, SupervisorActor
 from reactor.faults import RetryPolicy
@@ -57,12 +58,11 @@ def tree(
     sup_ref = SupervisorActor.start(
         pool, "test", timers, strategy=strategy, backoff=QUICK, give_up=given_up.append, **kw
     )
-    sup = sup_ref._actor_weakref()
+    sup = actor_of(sup_ref)
     workers = []
     for name in "abc":
         worker = Worker(pool, name)
-        sup.adopt(worker)
-        worker._start_actor_loop()
+        start(worker, supervisor=sup, registered=False)
         workers.append(worker)
     return sup, workers
 
@@ -107,17 +107,15 @@ def test_exceeding_the_intensity_escalates_to_the_root(world: Any) -> None:
 
 def test_a_child_supervisor_that_gives_up_is_restarted_by_its_parent(world: Any) -> None:
     pool, timers, given_up = world
-    root = SupervisorActor.start(
-        pool, "root", timers, backoff=QUICK, give_up=given_up.append
-    )._actor_weakref()
+    root = actor_of(
+        SupervisorActor.start(pool, "root", timers, backoff=QUICK, give_up=given_up.append)
+    )
     child_sup = SupervisorActor(pool, "child", timers, max_restarts=1, within=60.0, backoff=QUICK)
-    root.adopt(child_sup)
-    child_sup._start_actor_loop()
+    start(child_sup, supervisor=root, registered=False)
     workers = []
     for name in "xy":
         worker = Worker(pool, name)
-        child_sup.adopt(worker)
-        worker._start_actor_loop()
+        start(worker, supervisor=child_sup, registered=False)
         workers.append(worker)
     workers[0].actor_ref.tell("boom")
     assert wait_for(lambda: starts(workers) == [2, 1])
@@ -129,7 +127,7 @@ def test_a_child_supervisor_that_gives_up_is_restarted_by_its_parent(world: Any)
 
 def test_without_a_supervisor_a_failure_stops_the_actor_like_pykka(world: Any) -> None:
     worker = Worker(world[0], "lone")
-    worker._start_actor_loop()
+    start(worker, registered=False)
     worker.actor_ref.tell("boom")
     assert worker.actor_stopped.wait(5)
 
@@ -137,10 +135,9 @@ def test_without_a_supervisor_a_failure_stops_the_actor_like_pykka(world: Any) -
 def test_a_suspended_actor_can_still_be_stopped(world: Any) -> None:
     pool, timers, _ = world
     slow = RetryPolicy(first_delay=60.0, max_delay=60.0, jitter=0.0)
-    sup = SupervisorActor.start(pool, "slow", timers, backoff=slow)._actor_weakref()
+    sup = actor_of(SupervisorActor.start(pool, "slow", timers, backoff=slow))
     worker = Worker(pool, "w")
-    sup.adopt(worker)
-    worker._start_actor_loop()
+    start(worker, supervisor=sup, registered=False)
     worker.actor_ref.tell("boom")
     assert wait_for(lambda: sup.failures == 1)  # suspended, its restart a minute away
     assert worker.actor_ref.stop(block=True, timeout=5) is True

@@ -1,30 +1,28 @@
-"""Aggregate actors, one per live aggregate instance, and the host that finds them.
+"""Aggregate actors, one per live aggregate instance (found and started by `host`).
 
 An actor rehydrates from its latest snapshot plus the tail, then handles one command at
 a time: the handler decides events, the journal appends them at the expected version,
 and only then are they applied and the caller answered. Messages that arrive meanwhile
-wait in a stash. The host starts actors on demand and passivates idle ones.
+wait in a stash.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pykka import ActorRef
-from pykka._envelope import Envelope as PykkaEnvelope
-
-from reactor.actors.dispatch import Dispatcher, PooledActor, tell
+from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
-from reactor.actors.specs import AggregateType
+from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import ConcurrencyError, ReactorError, RuntimeStopped
 from reactor.events import CommandResult, Envelope, decided_events
+from reactor.specs import AggregateType
 from reactor.store.base import Append, CommandRecord, Snapshot
-from reactor.store.event_store import EventStore
+
+if TYPE_CHECKING:
+    from reactor.actors.host import AggregateHost
 
 log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 3  # reload-and-retry rounds after a ConcurrencyError
@@ -84,7 +82,7 @@ class AggregateActor(PooledActor):
 
     def _actor_loop_teardown(self) -> None:
         """No command is dropped silently: any still queued is answered with an error."""
-        left = [e.message for e in self._mailbox._queue] + list(self.stash)
+        left = [*self.queued(), *self.stash]
         for message in left:
             if isinstance(message, Handle):
                 message.reply.fail(
@@ -95,9 +93,9 @@ class AggregateActor(PooledActor):
     def _rehydrate(self) -> None:
         store = self.host.store
         self.state, self.version = self.spec.cls(), 0
-        snap = store.storage.load_snapshot(self.stream_id)
+        snap = store.load_snapshot(self.stream_id)
         if snap is not None and snap.type == self.spec.name:
-            values = store.codec.decode_state(snap.state, self.spec.state_hints)
+            values = store.decode_state(snap.state, self.spec.state_hints)
             vars(self.state).update(values)
             self.version = self.snapshot_version = snap.seq
         self._catch_up()
@@ -139,7 +137,7 @@ class AggregateActor(PooledActor):
             return self._answer(msg, error=self.broken)
         store = self.host.store
         if msg.given_id and attempt == 0:
-            done = store.storage.find_command(msg.command_id)
+            done = store.find_command(msg.command_id)
             if done is not None:
                 return self._answer_handled_before(msg, done)
         try:
@@ -215,10 +213,10 @@ class AggregateActor(PooledActor):
         if not every or self.version - self.snapshot_version < every:
             return
         values = {k: v for k, v in vars(self.state).items()}
-        codec = self.host.store.codec
+        store = self.host.store
         try:
-            data = codec.encode_state(values, self.spec.state_hints)
-            exact = codec.decode_state(data, self.spec.state_hints) == values
+            data = store.encode_state(values, self.spec.state_hints)
+            exact = store.decode_state(data, self.spec.state_hints) == values
         except ReactorError as e:
             data, exact = b"", False
             log.debug("%s: state cannot be encoded: %s", self, e)
@@ -229,118 +227,3 @@ class AggregateActor(PooledActor):
         self.host.journal.tell(
             SaveSnapshot(Snapshot(self.stream_id, self.version, self.spec.name, 1, data))
         )
-
-
-class AggregateHost:
-    """Finds or starts the actor of a command's aggregate; passivates idle ones.
-
-    A plain object shared by client threads: routing happens under one lock, so an actor
-    is only forgotten while nothing is routed to it (`routed == completed`), and then no
-    new command can reach it.
-    """
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        store: EventStore,
-        journal: ActorRef[Any],
-        *,
-        max_live: int | None = None,
-        idle_timeout: float | None = None,
-        supervisor: Any = None,
-    ) -> None:
-        self.dispatcher, self.store, self.journal = dispatcher, store, journal
-        self.max_live, self.idle_timeout = max_live, idle_timeout
-        self.supervisor: Any = supervisor
-        self._lru = max_live is not None or idle_timeout is not None  # keep _live in LRU order
-        self._lock = threading.Lock()
-        self._all_stopped = threading.Condition(self._lock)
-        self._alive = 0  # actors started and not yet stopped (passivated ones included)
-        self._live: collections.OrderedDict[str, AggregateActor] = collections.OrderedDict()
-        self._warned: set[type] = set()
-        self.started = 0  # actors started so far
-        self.passivated = 0
-
-    def __len__(self) -> int:
-        return len(self._live)
-
-    def route(self, spec: AggregateType, msg: Handle) -> None:
-        """Tell the command's aggregate actor to handle `msg` (starting it if needed)."""
-        stream_id = spec.stream_id(getattr(msg.command, spec.key))
-        with self._lock:
-            actor = self._live.get(stream_id)
-            if actor is None:
-                actor = AggregateActor(self.dispatcher, self, spec, stream_id)
-                if self.supervisor is not None:
-                    self.supervisor.adopt(actor, static=False)
-                self._live[stream_id] = actor
-                self.started += 1
-                self._alive += 1
-                actor._start_actor_loop()
-            elif self._lru:
-                self._live.move_to_end(stream_id)
-            actor.routed += 1
-            if self.idle_timeout is not None:
-                actor.last_used = time.monotonic()
-            actor._mailbox.put(PykkaEnvelope(msg))
-
-    def trim(self) -> None:
-        """Passivate idle actors while more than `max_live` are alive (called as they finish)."""
-        if self.max_live is None or len(self._live) <= self.max_live:
-            return
-        with self._lock:
-            if len(self._live) > self.max_live:
-                self._evict(len(self._live) - self.max_live)
-
-    def sweep(self) -> None:
-        """Passivate actors idle for longer than `idle_timeout` (oldest first)."""
-        if self.idle_timeout is None:
-            return
-        limit = time.monotonic() - self.idle_timeout
-        with self._lock:
-            victims = []
-            for stream_id, actor in self._live.items():
-                if actor.last_used > limit:
-                    break
-                if actor.routed == actor.completed:
-                    victims.append(stream_id)
-            for stream_id in victims:
-                self._passivate(stream_id)
-
-    def stop_all(self) -> None:
-        """Passivate every actor (each finishes what it was routed first)."""
-        with self._lock:
-            for stream_id in list(self._live):
-                self._passivate(stream_id)
-
-    def wait_stopped(self, timeout: float) -> bool:
-        """Block until every actor has stopped (after `stop_all`); False on timeout."""
-        with self._all_stopped:
-            return self._all_stopped.wait_for(lambda: self._alive == 0, timeout)
-
-    def _actor_stopped(self) -> None:
-        with self._all_stopped:
-            self._alive -= 1
-            self._all_stopped.notify_all()
-
-    def _evict(self, count: int) -> None:
-        """Passivate up to `count` idle actors, least recently used first (under the lock)."""
-        idle = (s for s, a in self._live.items() if a.routed == a.completed)
-        for stream_id in list(itertools.islice(idle, count)):
-            self._passivate(stream_id)
-
-    def _passivate(self, stream_id: str) -> None:
-        actor = self._live.pop(stream_id)
-        self.passivated += 1
-        actor._mailbox.put(PykkaEnvelope(Passivate()))
-
-    def unsnapshottable(self, spec: AggregateType, values: dict[str, Any]) -> None:
-        """Say once per class why its state cannot be snapshotted (replay still works)."""
-        if spec.cls not in self._warned:
-            self._warned.add(spec.cls)
-            log.warning(
-                "%s: state %s does not survive encoding exactly; no snapshots are taken. "
-                "Annotate its attributes on the class (e.g. `balance: Decimal`).",
-                spec.name,
-                sorted(values),
-            )

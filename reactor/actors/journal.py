@@ -12,7 +12,7 @@ from typing import Any
 
 from pykka import ActorRef
 
-from reactor.actors.dispatch import Dispatcher, PooledActor, tell
+from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
@@ -24,6 +24,7 @@ from reactor.actors.messages import (
     SaveSnapshot,
     Sync,
 )
+from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import ReactorError
 from reactor.events import Envelope
 from reactor.store.base import Append, AppendOutcome
@@ -48,19 +49,19 @@ class JournalActor(PooledActor):
         self._group: list[AppendRequest | SaveCheckpoint] = []  # being committed
 
     def __str__(self) -> str:
-        return f"JournalActor({self.store.storage.url})"
+        return f"JournalActor({self.store.url})"
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AppendRequest | SaveCheckpoint):
             self._commit(self._drain(message))
         elif isinstance(message, SaveSnapshot):
-            self.store.storage.save_snapshot(message.snapshot)
+            self.store.save_snapshot(message.snapshot)
         elif isinstance(message, SaveDeadLetter):
-            self.store.storage.save_dead_letter(message.letter)
+            self.store.save_dead_letter(message.letter)
         elif isinstance(message, DropDeadLetter):
-            self.store.storage.delete_dead_letter(message.letter_id)
+            self.store.delete_dead_letter(message.letter_id)
         elif isinstance(message, OrderDeadLetter):
-            self.store.storage.order_dead_letter(
+            self.store.order_dead_letter(
                 message.letter_id, message.order, replacing=message.replacing
             )
         elif isinstance(message, Sync):
@@ -70,15 +71,7 @@ class JournalActor(PooledActor):
 
     def _drain(self, first: AppendRequest | SaveCheckpoint) -> list[AppendRequest | SaveCheckpoint]:
         """The first request and every append or checkpoint queued right behind it."""
-        group = [first]
-        inbox = self._mailbox._queue
-        while inbox and len(group) < MAX_GROUP:
-            message = inbox[0].message
-            if not isinstance(message, AppendRequest | SaveCheckpoint) or inbox[0].reply_to:
-                break
-            group.append(message)
-            inbox.popleft()
-        return group
+        return [first, *self.take_queued(_groups, MAX_GROUP - 1)]
 
     def on_failed(self, error: BaseException) -> None:
         """Whoever waits on the group being committed hears of the failure."""
@@ -101,7 +94,7 @@ class JournalActor(PooledActor):
             for r in group
         ]
         try:
-            outcomes = self.store.storage.append_batch(appends)
+            outcomes = self.store.commit(appends)
         except ReactorError as e:
             log.error("%s: a commit of %d appends failed: %s", self, len(group), e)
             self.on_failed(e)  # every writer of the group hears of it
@@ -139,6 +132,11 @@ class JournalActor(PooledActor):
         if outcome.fresh:  # written now: the objects in hand are what was stored
             return tuple(map(envelope, outcome.events, request.events))
         return tuple(envelope(s) for s in outcome.events)  # stored before: decode
+
+
+def _groups(message: Any) -> bool:
+    """Whether a message joins a group commit."""
+    return isinstance(message, AppendRequest | SaveCheckpoint)
 
 
 def _as_reactor_error(error: BaseException) -> ReactorError:

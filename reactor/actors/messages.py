@@ -155,13 +155,28 @@ class Publish:
     envelopes: tuple[Envelope, ...]
 
 
+class Progress:
+    """How far a consumer got: the last position it has handled (retrying and parked
+    events included), and how many pushed events it has taken off its mailbox. Written by
+    its consumer only; read by the router (to stop pushing to a consumer that falls
+    behind) and by health reports, without asking the actor."""
+
+    __slots__ = ("position", "received")
+
+    def __init__(self, position: int = 0) -> None:
+        self.position = position
+        self.received = 0
+
+
 @attrs.frozen
 class Subscribe:
     """To the router: deliver events of `types` (None: all) to `subscriber` as `Deliver`,
-    then tell it `Subscribed`."""
+    then tell it `Subscribed`; stop (`Detached`) if it falls more than the router's limit
+    behind (its `progress`)."""
 
     subscriber: ActorRef[Any]
     types: frozenset[str] | None
+    progress: Progress
 
 
 @attrs.frozen
@@ -172,6 +187,17 @@ class Unsubscribe:
 @attrs.frozen
 class Subscribed:
     """From the router: from now on every committed event of your types comes to you."""
+
+
+@attrs.frozen
+class Detached:
+    """From the router: you fell too far behind, nothing more is pushed to you; read what
+    follows from the journal and subscribe again when you have caught up."""
+
+
+@attrs.frozen
+class Pull:
+    """To a consumer from itself: read the next page of the journal after your position."""
 
 
 @attrs.frozen

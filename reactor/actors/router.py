@@ -1,8 +1,10 @@
 """The router actor: delivers committed envelopes to every subscriber of their type.
 
 Each subscriber gets one `Deliver` per published batch that holds any of its types, so
-it sees its events in global position order, once. Barriers hold a message for a
-subscriber until the router has routed a given position (read-your-writes queries).
+it sees its events in global position order, once. A subscriber with more than `backlog`
+pushed events still in its mailbox is detached (it reads the journal itself until it
+catches up), so no mailbox grows without bound. Barriers hold a message for a subscriber
+until the router has routed a given position (read-your-writes queries).
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Any
 from pykka import ActorDeadError, ActorRef
 from sortedcontainers import SortedList
 
-from reactor.actors.dispatch import Dispatcher, PooledActor
+from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
     Barrier,
     Deliver,
+    Detached,
+    Progress,
     Publish,
     Subscribe,
     Subscribed,
     Sync,
     Unsubscribe,
 )
+from reactor.actors.pooled import PooledActor
 from reactor.errors import RuntimeStopped
 from reactor.events import Envelope
 
@@ -32,11 +37,14 @@ class RouterActor(PooledActor):
 
     runs_here = True  # a sender waiting in `Runtime.send` routes its own events
 
-    def __init__(self, dispatcher: Dispatcher, published: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, published: int, backlog: int = 10_000) -> None:
         super().__init__(dispatcher)
         self.published = published  # every event up to here has been routed
+        self.backlog = backlog
         self._by_type: dict[str, list[ActorRef[Any]]] = {}
         self._to_all: list[ActorRef[Any]] = []
+        self._progress: dict[ActorRef[Any], Progress] = {}
+        self._sent: dict[ActorRef[Any], int] = {}  # events pushed to each subscriber
         self._barriers: SortedList = SortedList(key=lambda b: (b[0], b[1]))
         self._order = itertools.count()
 
@@ -52,13 +60,16 @@ class RouterActor(PooledActor):
             else:
                 self._barriers.add((message.position, next(self._order), message))
         elif isinstance(message, Subscribe):
-            self._unsubscribe(message.subscriber)
+            ref = message.subscriber
+            self._unsubscribe(ref)
             if message.types is None:
-                self._to_all.append(message.subscriber)
+                self._to_all.append(ref)
             else:
                 for name in message.types:
-                    self._by_type.setdefault(name, []).append(message.subscriber)
-            _tell(message.subscriber, Subscribed())
+                    self._by_type.setdefault(name, []).append(ref)
+            self._progress[ref] = message.progress
+            self._sent[ref] = message.progress.received
+            _tell(ref, Subscribed())
         elif isinstance(message, Unsubscribe):
             self._unsubscribe(message.subscriber)
         elif isinstance(message, Sync):
@@ -74,7 +85,13 @@ class RouterActor(PooledActor):
                 batches.setdefault(ref, []).append(env)
         for ref in to_all:
             batches.setdefault(ref, []).extend(envelopes)
+        sent, progress = self._sent, self._progress
         for ref, batch in batches.items():
+            if sent[ref] - progress[ref].received > self.backlog:
+                self._unsubscribe(ref)
+                _tell(ref, Detached())
+                continue
+            sent[ref] += len(batch)
             _tell(ref, Deliver(tuple(batch)))
         self.published = envelopes[-1].position
         while self._barriers and self._barriers[0][0] <= self.published:
@@ -82,6 +99,8 @@ class RouterActor(PooledActor):
             _tell(barrier.target, barrier.message)
 
     def _unsubscribe(self, ref: ActorRef[Any]) -> None:
+        self._progress.pop(ref, None)
+        self._sent.pop(ref, None)
         if ref in self._to_all:
             self._to_all.remove(ref)
         for refs in self._by_type.values():

@@ -19,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from reactor.actors.dispatch import ChildFailed, Dispatcher, PooledActor, tell
+from reactor.actors.dispatch import Dispatcher
+from reactor.actors.pooled import ChildFailed, PooledActor, tell
 from reactor.actors.scheduler import Scheduler
 from reactor.faults import RetryPolicy
 

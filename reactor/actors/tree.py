@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import pykka
 from pykka import ActorRef
 
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.journal import JournalActor
+from reactor.actors.pooled import start
 from reactor.actors.router import RouterActor
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.supervisor import Strategy, SupervisorActor
@@ -43,23 +43,23 @@ def build_tree(
     store: EventStore,
     timers: Scheduler,
     give_up: Callable[[str], None],
+    *,
+    backlog: int = 10_000,
 ) -> Tree:
     """Start the supervisors, the router (on `pool`) and the journal (on `io`)."""
 
     def supervisor(name: str, strategy: Strategy, **kw: Any) -> SupervisorActor:
-        ref = SupervisorActor.start(pool, name, timers, strategy=strategy, **kw)
-        actor: SupervisorActor = ref._actor_weakref()  # type: ignore[assignment]
-        return actor
+        sup = SupervisorActor(pool, name, timers, strategy=strategy, **kw)
+        start(sup, supervisor=root)
+        return sup
 
-    root = supervisor("root", Strategy.REST_FOR_ONE, give_up=give_up)
-    router = RouterActor(pool, store.last_position())
+    root = SupervisorActor(pool, "root", timers, strategy=Strategy.REST_FOR_ONE, give_up=give_up)
+    start(root)
+    router = RouterActor(pool, store.last_position(), backlog)
     journal = JournalActor(io, store, router.actor_ref)
+    start(journal, supervisor=root)
+    start(router, supervisor=root)
     projections = supervisor("projections", Strategy.ONE_FOR_ONE)
     subscribers = supervisor("subscribers", Strategy.ONE_FOR_ONE)
     aggregates = supervisor("aggregates", Strategy.ONE_FOR_ONE, max_restarts=100)
-    for child in (journal, router, projections, subscribers, aggregates):
-        root.adopt(child)
-    for actor in (router, journal):
-        pykka.ActorRegistry.register(actor.actor_ref)
-        actor._start_actor_loop()
     return Tree(root, journal.actor_ref, router.actor_ref, projections, subscribers, aggregates)

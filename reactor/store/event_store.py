@@ -1,7 +1,9 @@
 """`EventStore`: a `Storage` with the codec on top, so events go in and Envelopes come out.
 
 It encodes `NewEvent`s into records, decodes stored records (upcasting on the way), and
-reports undecodable data with the stream, seq and position it sits at.
+reports undecodable data with the stream, seq and position it sits at. It is the only door
+to storage for the actors and the runtime: they call its verbs, never the `Storage` or the
+`Codec` behind it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,21 @@ from reactor.codec import Codec, dumps, loads
 from reactor.errors import DecodeError
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
-from reactor.store.base import Append, NewRecord, Storage, StoredEvent, StreamInfo, stored_at
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    Checkpoint,
+    CommandRecord,
+    DeadLetterRecord,
+    Lease,
+    NewRecord,
+    Snapshot,
+    Storage,
+    StoredEvent,
+    StreamInfo,
+    dead_letter_by_id,
+    stored_at,
+)
 
 
 class EventStore:
@@ -31,6 +47,15 @@ class EventStore:
     @property
     def registry(self) -> Registry:
         return self.codec.registry
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may append to this journal (see `Storage.shared`)."""
+        return self.storage.shared
 
     def record(self, new: NewEvent | object) -> NewRecord:
         """Encode an event (bare, or a `NewEvent` with ids and metadata) into a record."""
@@ -106,7 +131,7 @@ class EventStore:
         stored envelopes and writes nothing.
         """
         records = [self.record(e) for e in events]
-        outcome = self.storage.append_batch([Append(stream_id, records, expected_version)])[0]
+        outcome = self.commit([Append(stream_id, records, expected_version)])[0]
         stored = outcome.result()
         if not outcome.fresh:  # stored before: decode what is there
             return [self.envelope(s) for s in stored]
@@ -117,6 +142,10 @@ class EventStore:
         """The envelope at a global position, or None if there is none."""
         stored = stored_at(self.storage, position)
         return None if stored is None else self.envelope(stored)
+
+    def stored(self, position: int) -> StoredEvent | None:
+        """The stored (encoded) event at a global position, or None if there is none."""
+        return stored_at(self.storage, position)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
@@ -142,6 +171,75 @@ class EventStore:
 
     def streams(self) -> Iterator[StreamInfo]:
         return self.storage.streams()
+
+    # -- what the actors and the runtime store besides events ----------------------------------
+
+    def commit(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        """Run encoded appends (and checkpoints) in one transaction (`append_batch`)."""
+        return self.storage.append_batch(appends)
+
+    def find_command(self, command_id: str) -> CommandRecord | None:
+        return self.storage.find_command(command_id)
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return self.storage.load_snapshot(stream_id)
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        self.storage.save_snapshot(snapshot)
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        return self.storage.load_checkpoint(name)
+
+    def load_keyed(self, name: str) -> dict[str, bytes]:
+        return self.storage.load_keyed(name)
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
+        return self.storage.dead_letters(handler)
+
+    def dead_letter(self, letter_id: str) -> DeadLetterRecord | None:
+        return dead_letter_by_id(self.storage, letter_id)
+
+    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
+        self.storage.save_dead_letter(letter)
+
+    def order_dead_letter(
+        self, letter_id: str, order: str, *, replacing: str | None = None
+    ) -> bool:
+        return self.storage.order_dead_letter(letter_id, order, replacing=replacing)
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        return self.storage.delete_dead_letter(letter_id)
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        return self.storage.acquire_lease(name, owner, ttl)
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        return self.storage.release_lease(name, owner)
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        return self.storage.leases(prefix)
+
+    def wait_for_append(self, after: int, timeout: float) -> int:
+        return self.storage.wait_for_append(after, timeout)
+
+    def claim(self, owner: str) -> None:
+        self.storage.claim(owner)
+
+    # -- encoding state (snapshots, projection and saga state) ---------------------------------
+
+    def encode(self, obj: object) -> tuple[str, int, bytes]:
+        """`(type name, version, data)` of an event object."""
+        return self.codec.encode(obj)
+
+    def decode(self, type_name: str, version: int, data: bytes) -> tuple[Any, int]:
+        """The event object stored as `data` (upcast), and its current version."""
+        return self.codec.decode(type_name, version, data)
+
+    def encode_state(self, values: Mapping[str, Any], hints: Mapping[str, Any]) -> bytes:
+        return self.codec.encode_state(values, hints)
+
+    def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
+        return self.codec.decode_state(data, hints)
 
     def close(self) -> None:
         self.storage.close()

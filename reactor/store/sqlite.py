@@ -414,7 +414,7 @@ class SQLiteStorage:
                 "postgresql:// journal to share one journal between processes."
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"{owner} (pid {os.getpid()})".encode())
+        os.write(fd, owner.encode())
         self._claim = fd
 
     # -- closing -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class AggregateFixture:
 
     def __init__(self, aggregate: type[Aggregate], *, registry: Registry | None = None) -> None:
         self.spec = aggregate.__reactor_type__(None)
-        self.codec = Codec(registry)
+        self._codec = Codec(registry)
         self.state: Any = aggregate()
         self.events: list[Any] = []
         self.error: BaseException | None = None
@@ -93,8 +93,8 @@ class AggregateFixture:
             applier(self.state, event)
 
     def _round_trip(self, event: Any) -> None:
-        name, version, data = self.codec.encode(event)
-        back = self.codec.decode(name, version, data)[0]
+        name, version, data = self._codec.encode(event)
+        back = self._codec.decode(name, version, data)[0]
         if back != event:
             raise AssertionError(f"{event!r} does not survive the codec: it reads back as {back!r}")
 
@@ -107,13 +107,13 @@ class ProjectionFixture:
 
     def __init__(self, projection: type[Projection], *, registry: Registry | None = None) -> None:
         self.spec = projection.__reactor_type__(registry or default_registry)
-        self.codec = Codec(registry)
+        self._codec = Codec(registry)
         self.projection: Any = projection()
         self.position = 0
 
     def given(self, *events: Any, stream: str = "test-1") -> ProjectionFixture:
         for event in events:
-            name, version, _ = self.codec.encode(event)
+            name, version, _ = self._codec.encode(event)
             self.position += 1
             env = Envelope(
                 new_id(),

@@ -1,4 +1,5 @@
-"""Sagas (process managers): the instances of one saga class, run by a consumer actor.
+"""Sagas (process managers): the instances of one saga class, run by a consumer actor
+(which meets it as a `reactor.specs.SagaHost`).
 
 The `SagaManager` routes each event to the instance named by the event's key field,
 starting one on a `start=True` handler. A handler is atomic: the commands it sends, the
@@ -22,8 +23,9 @@ from typing import Any
 
 import attrs
 
-from reactor.codec import Codec, dumps, loads
+from reactor.codec import dumps, loads
 from reactor.events import Envelope
+from reactor.specs import Rows, StateCodec
 
 log = logging.getLogger(__name__)
 RECENTLY_FINISHED = 10_000  # finished keys remembered in memory (start events are ignored)
@@ -176,7 +178,7 @@ class SagaManager:
         for timer_id, deadline in self.deadlines.items():
             self.armed.append((timer_id, max(0.0, deadline.due - time.time())))
 
-    def dump_state(self, codec: Codec) -> tuple[bytes, tuple[tuple[str, bytes | None], ...]]:
+    def dump_state(self, codec: StateCodec) -> tuple[bytes, Rows]:
         """The deadlines, and a row per instance changed since the last dump (None: gone)."""
         deadlines = {}
         for timer_id, d in self.deadlines.items():
@@ -191,7 +193,7 @@ class SagaManager:
         self.dirty.clear()
         return dumps({"deadlines": deadlines}), rows
 
-    def load_state(self, codec: Codec, data: bytes, rows: Mapping[str, bytes]) -> None:
+    def load_state(self, codec: StateCodec, data: bytes, rows: Mapping[str, bytes]) -> None:
         self.instances = {}
         for key, values in rows.items():
             instance = self.saga()

@@ -1,0 +1,175 @@
+"""The consumers of a runtime: projections, sagas and subscribers, registered by class (or
+function), each run by a consumer actor under its supervisor, found by label, stopped in
+order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import attrs
+import pykka
+from pykka import ActorRef
+
+from reactor.actors.consumer import ConsumerActor
+from reactor.actors.dispatch import Dispatcher
+from reactor.actors.messages import Progress, Reply, SaveCheckpoint
+from reactor.actors.pooled import start, tell
+from reactor.domain import Projection, Saga
+from reactor.errors import RegistrationError
+from reactor.events import Envelope, new_id
+from reactor.faults import RetryPolicy
+from reactor.registry import qualified_name
+from reactor.runtime.parts import Parts
+from reactor.sagas import Dispatch
+from reactor.specs import ConsumerKind, ConsumerType
+from reactor.store.base import Checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Running:
+    """A started consumer: its spec, its actor's ref and its progress."""
+
+    spec: ConsumerType
+    ref: ActorRef[Any]
+    progress: Progress
+
+
+class Consumers:
+    """Registered projection and saga classes, and every running consumer by name."""
+
+    def __init__(self, saga_send: Dispatch) -> None:
+        self.saga_send = saga_send
+        self.registered: dict[type, ConsumerType] = {}  # projections and sagas, by class
+        self.running: dict[str, Running] = {}  # by checkpoint name
+        self.parts: Parts | None = None
+
+    def register(self, cls: type[Projection] | type[Saga], registry: Any) -> None:
+        """Add a projection or saga class (started at once if the runtime runs);
+        `RegistrationError` if another class has its label (and so its checkpoint)."""
+        if cls in self.registered:
+            return
+        if issubclass(cls, Saga):
+            spec = cls.__reactor_type__(registry, self.saga_send)
+        else:
+            spec = cls.__reactor_type__(registry)
+        for other in self.registered.values():
+            if other.name == spec.name:
+                raise RegistrationError(
+                    f"{qualified_name(cls)} and {qualified_name(other.cls)} are both the "
+                    f"{spec.kind.value} {spec.label!r} (one checkpoint, one set of dead "
+                    f"letters): give one a name of its own with `name=`, e.g. class "
+                    f'{cls.__name__}({spec.kind.value.title()}, name="<name>")'
+                )
+        self.registered[cls] = spec
+        if self.parts is not None:
+            self._start(spec, spec.instance(), 0, False, self.parts.pool)
+
+    def start(self, parts: Parts) -> None:
+        """Start every registered projection and saga."""
+        self.parts = parts
+        for spec in self.registered.values():
+            self._start(spec, spec.instance(), 0, False, parts.pool)
+
+    def subscribe(
+        self,
+        fn: Callable[[Any, Envelope], object],
+        names: frozenset[str] | None,
+        name: str | None,
+        from_position: int | None,
+        retry: RetryPolicy | None,
+    ) -> str:
+        """Start a subscriber consumer calling `fn` (see `Runtime.subscribe`); its label."""
+        parts = self._parts()
+        label = name or f"{getattr(fn, '__qualname__', 'subscriber')}-{new_id()}"
+
+        def call(_instance: None, event: Any, env: Envelope) -> None:
+            fn(event, env)
+
+        spec = ConsumerType(
+            kind=ConsumerKind.SUBSCRIBER,
+            cls=type(fn),
+            label=label,
+            handlers={t: call for t in names} if names is not None else {"*": call},
+            types=names,
+            retry=retry,
+        )
+        if spec.name in self.running:
+            raise RegistrationError(f"a subscriber named {name!r} is already running")
+        store = parts.store
+        begin = store.last_position() if from_position is None else from_position
+        if name is not None and store.load_checkpoint(spec.name) is None:
+            # Where it begins is durable before this returns: a crash after it must not
+            # restart it at a later head, past events it was owed.
+            reply = Reply()
+            tell(parts.tree.journal, SaveCheckpoint(Checkpoint(spec.name, begin), reply))
+            reply.get(parts.settings.timeout)
+        self._start(spec, None, begin, name is not None, parts.blocking)
+        return label
+
+    def _start(
+        self,
+        spec: ConsumerType,
+        instance: Any,
+        start_at: int,
+        checkpoints: bool,
+        dispatcher: Dispatcher,
+    ) -> None:
+        parts = self._parts()
+        tree = parts.tree
+        actor = ConsumerActor(
+            dispatcher,
+            spec,
+            instance,
+            parts.store,
+            tree.router,
+            tree.journal,
+            parts.timers,
+            parts.settings.retry,
+            start_at=start_at,
+            checkpoints=checkpoints,
+        )
+        supervisor = tree.subscribers if spec.kind is ConsumerKind.SUBSCRIBER else tree.projections
+        ref = start(actor, supervisor=supervisor)
+        self.running[spec.name] = Running(spec, ref, actor.progress)
+
+    def _parts(self) -> Parts:
+        if self.parts is None:
+            raise RegistrationError("the runtime is not started")
+        return self.parts
+
+    # -- finding ------------------------------------------------------------------------------
+
+    def by_label(self, label: str) -> Running | None:
+        """The running consumer a dead letter or a health report names."""
+        return next((r for r in self.running.values() if r.spec.label == label), None)
+
+    def projection(self, cls: type) -> Running | None:
+        """The running consumer of a registered projection class."""
+        spec = self.registered.get(cls)
+        if spec is None or spec.kind is not ConsumerKind.PROJECTION:
+            return None
+        return self.running.get(spec.name)
+
+    def __iter__(self) -> Iterator[Running]:
+        return iter(list(self.running.values()))
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def stop(self, kinds: Collection[ConsumerKind], timeout: float) -> None:
+        """Stop the running consumers of these kinds (each saves its place)."""
+        for name, running in list(self.running.items()):
+            if running.spec.kind not in kinds:
+                continue
+            try:
+                running.ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.warning("%s did not stop within %.1fs", name, timeout)
+
+    def clear(self) -> None:
+        self.running.clear()
+        self.parts = None
