@@ -7,6 +7,7 @@ or a test may hold its own. `catalog()` lists everything it knows.
 from __future__ import annotations
 
 import threading
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -258,15 +259,30 @@ def _fields(cls: type) -> tuple[FieldInfo, ...]:
     except Exception:
         hints = {}
     return tuple(
-        FieldInfo(f.name, _type_text(hints.get(f.name, f.type)), f.default is attrs.NOTHING)
+        FieldInfo(
+            f.name,
+            type_text(hints.get(f.name, f.type if f.type is not None else Any)),
+            f.default is attrs.NOTHING,
+        )
         for f in attrs.fields(cls)
     )
 
 
-def _type_text(tp: object) -> str:
-    if tp is None:
-        return "Any"
-    if isinstance(tp, type) and not typing.get_args(tp):
+def type_text(tp: object) -> str:
+    """A type hint as code would spell it, with short class names: `list[Line] | None`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None) or tp is None:
+        return "None"
+    if origin is typing.Annotated:
+        return type_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(map(type_text, args))
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else type_text(a) for a in args)
+        return f"{type_text(origin)}[{inner}]"
+    if isinstance(tp, type):
         return tp.__qualname__
     return str(tp).replace("typing.", "")
 
