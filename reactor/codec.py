@@ -129,7 +129,7 @@ class Codec:
             data = orjson.dumps(self.plan(spec.cls).to_json(obj))
         except Mismatch as m:
             raise m.error(f"event {spec.name!r}", "field") from None
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
             raise EncodeError(f"cannot encode event {spec.name!r}: {e}") from e
         if len(data) > self._limit:
             raise EncodeError(
@@ -198,7 +198,7 @@ class Codec:
             return orjson.dumps(self._type(tp)[0](value))
         except Mismatch as m:
             raise m.error(f"a {type_text(tp)} value", "item") from None
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
             raise EncodeError(f"cannot encode {type_text(tp)} value: {e}") from e
 
     def decode_value(self, data: bytes, tp: Any) -> Any:
@@ -228,7 +228,7 @@ class Codec:
                 raise m.within(name).error(whose, "attribute") from None
         try:
             return orjson.dumps(out)
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
             raise EncodeError(f"cannot encode {whose}: {e}") from e
 
     def check_state(self, values: Mapping[str, Any], hints: Mapping[str, Any], owner: str) -> None:

@@ -48,7 +48,7 @@ class Mismatch(Exception):
         ("field", or "attribute" of an object's state) by its path."""
         where = "".join(reversed(self.path)).lstrip(".")
         got = f"{short(self.value)} ({type(self.value).__qualname__})"
-        place = f"{what} {where!r} " if where else ""
+        place = f"{what} '{where}' " if where else ""
         if not self.unhinted:
             return EncodeError(f"cannot encode {whose}: {place}expects {self.expected}, got {got}")
         root = self.path[-1].lstrip(".") if self.path else where
@@ -87,7 +87,7 @@ def converters(nested: Nested, tp: Any) -> tuple[Encode, Decode | None]:
     if container in (list, tuple, set, frozenset, Sequence, typing.Sequence):
         return _sequence(nested, tp, container, args)
     if container in (dict, Mapping, typing.Mapping):
-        return _mapping(nested, tp, container, args)
+        return _mapping(nested, tp, args)
     raise RegistrationError(f"{type_text(tp)} is not a supported field type")
 
 
@@ -145,9 +145,9 @@ def _int(v: Any) -> int:
 def _float(v: Any) -> float | str:
     if type(v) is float:
         return v if math.isfinite(v) else repr(v)  # "nan", "inf", "-inf": float() reads them
-    if type(v) is int and -_FLOAT_MAX <= v <= _FLOAT_MAX:
-        return float(v)
-    raise Mismatch("float", v)
+    if type(v) is int and -_FLOAT_MAX <= v <= _FLOAT_MAX and float(v) == v:
+        return float(v)  # reads back equal (an int a float cannot hold exactly would not)
+    raise Mismatch("float (or an int that a float holds exactly)", v)
 
 
 def _datetime(v: Any) -> str:
@@ -246,10 +246,9 @@ def _enum(tp: type[enum.Enum]) -> tuple[Encode, Decode]:
 def _sequence(
     nested: Nested, tp: Any, container: Any, args: tuple[Any, ...]
 ) -> tuple[Encode, Decode]:
-    """list, tuple, set, frozenset: the container itself (a Sequence: a list or a tuple,
-    read back as a list) and each item, by its type argument."""
+    """list, tuple, set, frozenset: the container (exactly: a Sequence is stored and read
+    back as a list, so it takes a list) and each item, by its type argument."""
     build: Callable[[Any], Any] = list if container in (list, Sequence) else container
-    accepts = (list, tuple) if container in (Sequence, typing.Sequence) else (container,)
     expected, indexed = type_text(tp), container not in (set, frozenset)
     if container is tuple and args and args[-1] is not Ellipsis:
         convs = [converters(nested, a) for a in args]
@@ -264,7 +263,7 @@ def _sequence(
     enc, dec = converters(nested, args[0]) if args else (_plain, None)
 
     def encode(v: Any) -> list[Any]:
-        if type(v) not in accepts:
+        if type(v) is not build:
             raise Mismatch(expected, v)
         return _each(zip(repeat(enc), v), indexed)
 
@@ -272,16 +271,15 @@ def _sequence(
     return encode, ((lambda v: build(each(x) for x in v)) if dec is not None else build)
 
 
-def _mapping(
-    nested: Nested, tp: Any, container: Any, args: tuple[Any, ...]
-) -> tuple[Encode, Decode | None]:
-    """dict (exactly) or Mapping (any): its keys and values, by their type arguments."""
+def _mapping(nested: Nested, tp: Any, args: tuple[Any, ...]) -> tuple[Encode, Decode | None]:
+    """dict or Mapping (read back as a dict, so it takes a dict): its keys and values, by
+    their type arguments."""
     key_enc, key_dec = _key_converters(args[0] if args else str)
     enc, dec = converters(nested, args[1]) if args else (_plain, None)
-    expected, exact = type_text(tp), container is dict
+    expected = type_text(tp)
 
     def encode(v: Any) -> dict[Any, Any]:
-        if type(v) is not dict if exact else not isinstance(v, Mapping):
+        if type(v) is not dict:
             raise Mismatch(expected, v)
         out = {}
         for k, x in v.items():
