@@ -197,9 +197,9 @@ class Codec:
         try:
             return orjson.dumps(self._type(tp)[0](value))
         except Mismatch as m:
-            raise m.error(f"a {type_text(tp)} value", "item") from None
+            raise m.error(f"a value of type {type_text(tp)}", "item") from None
         except (TypeError, ValueError, OverflowError, RecursionError) as e:
-            raise EncodeError(f"cannot encode {type_text(tp)} value: {e}") from e
+            raise EncodeError(f"cannot encode a value of type {type_text(tp)}: {e}") from e
 
     def decode_value(self, data: bytes, tp: Any) -> Any:
         """The value of type `tp` stored by `encode_value`; `DecodeError` if it is not."""
