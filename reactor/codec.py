@@ -1,31 +1,27 @@
 """Event objects to JSON bytes and back, shaped by each class's type hints.
 
 Supported field types: str, int (64-bit), float, bool, None, Decimal, UUID, datetime,
-date, Enum, list/tuple/set/frozenset, dict, nested attrs classes, Optional and Any.
-Each class is compiled once into a plan; decoding runs upcasters up to the current version.
+date, Enum, list/tuple/set/frozenset, dict, nested attrs classes, Optional, Literal and Any.
+Each class is compiled once into a plan that checks every value against its declared type
+while encoding (so that replay gives back what was live); decoding runs upcasters.
 """
 
 from __future__ import annotations
 
-import enum
-import math
+import sys
 import threading
-import types
 import typing
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 import orjson
 
+from reactor.converters import Decode, Encode, Mismatch, converters, short
 from reactor.errors import DecodeError, EncodeError, RegistrationError, UnknownEventType
-from reactor.registry import Registry, default_registry, qualified_name
+from reactor.registry import Registry, default_registry, qualified_name, type_text
 
-Convert = Callable[[Any], Any]
-_NATIVE = (str, int, bool, type(None), Any, object)
+MAX_EVENT_BYTES = 4 * 1024 * 1024
 _loads = orjson.loads
 
 
@@ -34,7 +30,7 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError as e:
-        raise EncodeError(f"cannot encode {_short(value)}: {e}") from e
+        raise EncodeError(f"cannot encode {short(value)}: {e}") from e
 
 
 def loads(data: bytes | str) -> Any:
@@ -47,23 +43,23 @@ class _Plan:
     """How to turn one attrs class into a JSON dict and back."""
 
     cls: type
-    # (stored key, __init__ argument name, to-json or None, from-json or None)
-    fields: tuple[tuple[str, str, Convert | None, Convert | None], ...]
-    plain: bool  # every field is JSON-native and named as its __init__ argument
+    # (stored key, __init__ argument name, check-and-encode, decode or None)
+    fields: tuple[tuple[str, str, Encode, Decode | None], ...]
+    plain: bool  # every field reads back as stored and is named as its __init__ argument
 
     def to_json(self, obj: Any) -> dict[str, Any]:
-        if self.plain:
-            return {key: getattr(obj, key) for key, _, _, _ in self.fields}
-        return {
-            key: (enc(v) if enc is not None and v is not None else v)
-            for key, _, enc, _ in self.fields
-            for v in (getattr(obj, key),)
-        }
+        out = {}
+        for key, _, enc, _ in self.fields:
+            try:
+                out[key] = enc(getattr(obj, key))
+            except Mismatch as m:
+                raise m.within("." + key) from None
+        return out
 
     def from_json(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise TypeError(
-                f"expected a JSON object for {self.cls.__qualname__}, got {_short(data)}"
+                f"expected a JSON object for {self.cls.__qualname__}, got {short(data)}"
             )
         if self.plain:
             return self.cls(**data)
@@ -82,11 +78,24 @@ class Codec:
     """Encodes registered events to `(type, version, bytes)` and decodes them back.
 
     Plans are compiled on first use (or all at once by `check()`) and cached; thread-safe.
+    `max_event_bytes` bounds the encoded data of one event (None: no limit).
     """
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(
+        self, registry: Registry | None = None, *, max_event_bytes: int | None = MAX_EVENT_BYTES
+    ) -> None:
+        if max_event_bytes is not None and (
+            type(max_event_bytes) is not int or max_event_bytes < 1
+        ):
+            raise ValueError(
+                "max_event_bytes must be an int >= 1 (bytes) or None (no limit), "
+                f"got {max_event_bytes!r}"
+            )
         self.registry = registry if registry is not None else default_registry
+        self.max_event_bytes = max_event_bytes
+        self._limit = sys.maxsize if max_event_bytes is None else max_event_bytes
         self._plans: dict[type, _Plan] = {}
+        self._types: dict[Any, tuple[Encode, Decode | None]] = {}  # state hints, compiled
         self._compiling: set[type] = set()
         self._fast: dict[str, tuple[int, Callable[[bytes], Any]]] = {}  # current versions
         self._generation = self.registry.generation
@@ -110,14 +119,25 @@ class Codec:
     def encode(self, obj: object) -> tuple[str, int, bytes]:
         """`(type name, version, JSON bytes)` of a registered event object.
 
-        Raises `UnknownEventType` for an unregistered class, `EncodeError` for a value that
-        cannot be encoded (the message names the type).
+        Raises `UnknownEventType` for an unregistered class, and `EncodeError` naming the
+        type, the field, the expected type and the value for a value that does not fit its
+        field's declared type (or would not read back as it is), or for data larger than
+        `max_event_bytes`.
         """
         spec = self.registry.spec_of(type(obj))
         try:
-            return spec.name, spec.version, orjson.dumps(self.plan(spec.cls).to_json(obj))
-        except (TypeError, ValueError, OverflowError) as e:
+            data = orjson.dumps(self.plan(spec.cls).to_json(obj))
+        except Mismatch as m:
+            raise m.error(f"event {spec.name!r}", "field") from None
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
             raise EncodeError(f"cannot encode event {spec.name!r}: {e}") from e
+        if len(data) > self._limit:
+            raise EncodeError(
+                f"cannot encode event {spec.name!r}: its data is {len(data):,} bytes, over the "
+                f"limit of {self._limit:,} (max_event_bytes); keep large payloads outside the "
+                "journal and store a reference to them in the event"
+            )
+        return spec.name, spec.version, data
 
     def decode(
         self,
@@ -173,33 +193,49 @@ class Codec:
             ) from e
 
     def encode_value(self, value: Any, tp: Any) -> bytes:
-        """JSON bytes of any value of a supported type `tp` (snapshot state, saga state)."""
-        enc = _converters(self, tp)[0]
+        """JSON bytes of a value of a supported type `tp`; `EncodeError` if it does not fit."""
         try:
-            return orjson.dumps(enc(value) if enc is not None and value is not None else value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise EncodeError(f"cannot encode {_type_text(tp)} value: {e}") from e
+            return orjson.dumps(self._type(tp)[0](value))
+        except Mismatch as m:
+            raise m.error(f"a value of type {type_text(tp)}", "item") from None
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            raise EncodeError(f"cannot encode a value of type {type_text(tp)}: {e}") from e
 
     def decode_value(self, data: bytes, tp: Any) -> Any:
         """The value of type `tp` stored by `encode_value`; `DecodeError` if it is not."""
-        dec = _converters(self, tp)[1]
+        dec = self._type(tp)[1]
         try:
             raw = _loads(data)
             return dec(raw) if dec is not None and raw is not None else raw
         except Exception as e:
-            raise DecodeError(f"{_type_text(tp)}: {type(e).__name__}: {e}") from e
+            raise DecodeError(f"{type_text(tp)}: {type(e).__name__}: {e}") from e
 
-    def encode_state(self, values: Mapping[str, Any], hints: Mapping[str, Any]) -> bytes:
-        """JSON bytes of named values (an object's attributes), each typed by `hints`
-        (unhinted values must be JSON-native)."""
+    def encode_state(
+        self, values: Mapping[str, Any], hints: Mapping[str, Any], owner: str = ""
+    ) -> bytes:
+        """JSON bytes of named values (an object's attributes), each typed by `hints`.
+
+        Unhinted values must be JSON values that read back as they are. Raises
+        `EncodeError` naming `owner` ("projection Balances") and the attribute when one
+        cannot be stored exactly, `RegistrationError` for an unsupported hint.
+        """
+        whose = f"the state of {owner}" if owner else "state"
         out = {}
         for name, value in values.items():
-            enc = _converters(self, hints.get(name, Any))[0]
-            out[name] = enc(value) if enc is not None and value is not None else value
+            try:
+                out[name] = self._state_type(hints.get(name, Any), name, whose)[0](value)
+            except Mismatch as m:
+                raise m.within(name).error(whose, "attribute") from None
         try:
             return orjson.dumps(out)
-        except TypeError as e:
-            raise EncodeError(f"cannot encode state: {e}") from e
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            raise EncodeError(f"cannot encode {whose}: {e}") from e
+
+    def check_state(self, values: Mapping[str, Any], hints: Mapping[str, Any], owner: str) -> None:
+        """Raise what `encode_state` would for these values (call it where a class is
+        registered, on a fresh instance, so a bad attribute fails there and not at its
+        first save)."""
+        self.encode_state(values, hints, owner)
 
     def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
         """The named values stored by `encode_state`; `DecodeError` if they cannot be read."""
@@ -207,13 +243,30 @@ class Codec:
             raw = _loads(data)
             out = {}
             for name, value in raw.items():
-                dec = _converters(self, hints.get(name, Any))[1]
+                dec = self._type(hints.get(name, Any))[1]
                 out[name] = dec(value) if dec is not None and value is not None else value
             return out
         except Exception as e:
             raise DecodeError(f"state: {type(e).__name__}: {e}") from e
 
     # -- compiling ---------------------------------------------------------------------------
+
+    def _type(self, tp: Any) -> tuple[Encode, Decode | None]:
+        """The converters of a type hint, compiled once."""
+        try:
+            return self._types[tp]
+        except KeyError:
+            with self._lock:
+                conv = self._types[tp] = converters(self._nested, tp)
+            return conv
+        except TypeError:  # an unhashable hint (Annotated with a dict, say)
+            return converters(self._nested, tp)
+
+    def _state_type(self, tp: Any, name: str, whose: str) -> tuple[Encode, Decode | None]:
+        try:
+            return self._type(tp)
+        except RegistrationError as e:
+            raise RegistrationError(f"{whose}: attribute {name!r}: {e}") from None
 
     def _compile(self, cls: type) -> _Plan:
         try:
@@ -229,7 +282,7 @@ class Codec:
                 if not f.init:
                     continue
                 try:
-                    enc, dec = _converters(self, hints.get(f.name, Any))
+                    enc, dec = converters(self._nested, hints.get(f.name, Any))
                 except RegistrationError as e:
                     raise RegistrationError(
                         f"field {f.name!r} of {qualified_name(cls)}: {e}"
@@ -237,104 +290,22 @@ class Codec:
                 fields.append((f.name, f.alias or f.name, enc, dec))
         finally:
             self._compiling.discard(cls)
-        plain = all(enc is None and dec is None and key == arg for key, arg, enc, dec in fields)
+        plain = all(dec is None and key == arg for key, arg, _, dec in fields)
         plan = _Plan(cls, tuple(fields), plain)
         self._plans[cls] = plan
         return plan
 
-    def _nested(self, cls: type) -> tuple[Convert, Convert]:
-        if cls in self._compiling:
-            return (lambda v: self._plans[cls].to_json(v)), (
-                lambda v: self._plans[cls].from_json(v)
-            )
-        plan = self.plan(cls)
-        return plan.to_json, plan.from_json
+    def _nested(self, cls: type) -> tuple[Encode, Decode]:
+        plans, expected = self._plans, cls.__qualname__
+        if cls not in self._compiling:
+            self.plan(cls)  # a recursive class finds its own plan when it is first used
 
+        def encode(v: Any) -> Any:
+            if type(v) is cls:
+                return plans[cls].to_json(v)
+            raise Mismatch(expected, v)
 
-def _converters(codec: Codec, tp: Any) -> tuple[Convert | None, Convert | None]:
-    """(to JSON, from JSON) for type `tp`; None stands for the identity."""
-    if tp in _NATIVE or isinstance(tp, typing.TypeVar):
-        return None, None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return None, None
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) == 1:  # Optional[X]: None is passed through by the callers
-            return _converters(codec, inner[0])
-        if all(a in _NATIVE or a is float for a in inner):
-            return None, None
-        raise RegistrationError(
-            f"{_type_text(tp)} is not supported: a union may only mix str, int, float, bool "
-            "and None; use one attrs class per shape instead"
-        )
-    if origin is typing.Annotated:
-        return _converters(codec, args[0])
-    if tp is float:
-        return _float_to_json, float
-    if tp is Decimal:
-        return str, Decimal
-    if tp is uuid.UUID:
-        return str, uuid.UUID
-    if tp is datetime:
-        return datetime.isoformat, datetime.fromisoformat
-    if tp is date:
-        return date.isoformat, date.fromisoformat
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_value, tp
-    if isinstance(tp, type) and attrs.has(tp):
-        return codec._nested(tp)
-    container = origin or tp
-    if container in (list, tuple, set, frozenset, Sequence, typing.Sequence):
-        build: Callable[[Any], Any] = list if container in (list, Sequence) else container
-        if container is tuple and args and args[-1] is not Ellipsis:
-            convs = [_converters(codec, a) for a in args]
-            if all(e is None and d is None for e, d in convs):
-                return list, tuple
-            encs, decs = [_opt(e) for e, _ in convs], [_opt(d) for _, d in convs]
-            return (
-                lambda v: [f(x) for f, x in zip(encs, v, strict=True)],
-                lambda v: tuple(f(x) for f, x in zip(decs, v, strict=True)),
-            )
-        enc, dec = _converters(codec, args[0]) if args else (None, None)
-        each_enc, each_dec = _opt(enc), _opt(dec)
-        return (
-            (lambda v: [each_enc(x) for x in v]) if enc else list,
-            (lambda v: build(each_dec(x) for x in v)) if dec else build,
-        )
-    if container in (dict, Mapping, typing.Mapping):
-        key_enc, key_dec = _key_converters(args[0] if args else str)
-        enc, dec = _converters(codec, args[1]) if args else (None, None)
-        if key_enc is None and enc is None and dec is None:
-            return None, None
-        ke, kd, ve, vd = _opt(key_enc), _opt(key_dec), _opt(enc), _opt(dec)
-        return (
-            lambda v: {ke(k): ve(x) for k, x in v.items()},
-            lambda v: {kd(k): vd(x) for k, x in v.items()},
-        )
-    raise RegistrationError(f"{_type_text(tp)} is not a supported field type")
-
-
-def _key_converters(tp: Any) -> tuple[Convert | None, Convert | None]:
-    """Dict keys are JSON strings: str as is; int, UUID, Enum, Decimal and dates as text."""
-    if tp in (str, Any):
-        return None, None
-    if tp is int:
-        return str, int
-    if tp in (uuid.UUID, Decimal):
-        return str, tp
-    if tp is date:
-        return date.isoformat, date.fromisoformat
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        sample = next(iter(tp)).value
-        if isinstance(sample, str):
-            return _enum_value, tp
-        if isinstance(sample, int):
-            return (lambda e: str(e.value)), (lambda s: tp(int(s)))
-    raise RegistrationError(
-        f"dict keys of type {_type_text(tp)} are not supported (use str, int, UUID, Decimal, "
-        "date or an Enum of str or int)"
-    )
+        return encode, (lambda v: plans[cls].from_json(v))
 
 
 def _fast_decoder(plan: _Plan) -> Callable[[bytes], Any]:
@@ -343,31 +314,3 @@ def _fast_decoder(plan: _Plan) -> Callable[[bytes], Any]:
     if plan.plain:
         return lambda data: cls(**_loads(data))
     return lambda data: from_json(_loads(data))
-
-
-def _opt(conv: Convert | None) -> Convert:
-    """`conv` for values that may be None (which stays None); the identity for None."""
-    if conv is None:
-        return _identity
-    return lambda x: None if x is None else conv(x)
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _float_to_json(x: float) -> float | str:
-    return x if math.isfinite(x) else repr(x)  # "nan", "inf", "-inf"; float() reads them back
-
-
-def _enum_value(e: enum.Enum) -> Any:
-    return e.value
-
-
-def _type_text(tp: Any) -> str:
-    return tp.__qualname__ if isinstance(tp, type) else str(tp).replace("typing.", "")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

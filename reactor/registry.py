@@ -7,6 +7,7 @@ or a test may hold its own. `catalog()` lists everything it knows.
 from __future__ import annotations
 
 import threading
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -135,11 +136,45 @@ class Registry:
             self._commands[qualified_name(cls)] = cls
 
     def spec_of(self, cls: type) -> EventSpec:
-        """The spec of an event class; `UnknownEventType` if it was never registered."""
+        """The spec of an event class; `UnknownEventType` saying why if it is not one."""
         try:
             return self._by_class[cls]
-        except KeyError:
-            raise UnknownEventType(qualified_name(cls)) from None
+        except (KeyError, TypeError):
+            raise self._not_an_event(cls) from None
+
+    def _not_an_event(self, cls: object) -> UnknownEventType:
+        """Why `cls` has no spec: not a class, redefined, in another registry, or no @event."""
+        if not isinstance(cls, type):
+            error = UnknownEventType(repr(cls))
+            reason = "that is not a class; pass the event class itself"
+        else:
+            error, name = UnknownEventType(qualified_name(cls)), qualified_name(cls)
+            with self._lock:
+                specs = list(self._by_name.values())
+            newer = [s.name for s in specs if qualified_name(s.cls) == name]
+            top = cls.__module__.split(".")[0]
+            if newer:
+                reason = (
+                    f"the class was defined again after it was registered as {newer[0]!r}, and "
+                    "the registry holds the newer one (a re-run cell, or a module imported "
+                    "twice?); use the current class"
+                )
+            elif self is not default_registry and cls in default_registry._by_class:
+                reason = (
+                    "the class is registered in the default registry, not in this one; "
+                    "declare it with @event(..., registry=...) of the registry in use"
+                )
+            elif top == "builtins":
+                reason = "a built-in type is not an event type; use an @event class"
+            else:
+                suggested = cls.__name__ if top == "__main__" else f"{top}.{cls.__name__}"
+                reason = (
+                    f'the class is not an event type, it lacks @event; declare it with @event("'
+                    f'{suggested}") above @attrs.frozen'
+                    + ("" if attrs.has(cls) else " (it is not an attrs class yet either)")
+                )
+        error.args = (f"unknown event type {error.type!r}: {reason}",)  # this case's message
+        return error
 
     def spec_named(self, name: str) -> EventSpec:
         """The spec registered under a type name; `UnknownEventType` if there is none."""
@@ -258,15 +293,30 @@ def _fields(cls: type) -> tuple[FieldInfo, ...]:
     except Exception:
         hints = {}
     return tuple(
-        FieldInfo(f.name, _type_text(hints.get(f.name, f.type)), f.default is attrs.NOTHING)
+        FieldInfo(
+            f.name,
+            type_text(hints.get(f.name, f.type if f.type is not None else Any)),
+            f.default is attrs.NOTHING,
+        )
         for f in attrs.fields(cls)
     )
 
 
-def _type_text(tp: object) -> str:
-    if tp is None:
-        return "Any"
-    if isinstance(tp, type) and not typing.get_args(tp):
+def type_text(tp: object) -> str:
+    """A type hint as code would spell it, with short class names: `list[Line] | None`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is type(None) or tp is None:
+        return "None"
+    if origin is typing.Annotated:
+        return type_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(map(type_text, args))
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else type_text(a) for a in args)
+        return f"{type_text(origin)}[{inner}]"
+    if isinstance(tp, type):
         return tp.__qualname__
     return str(tp).replace("typing.", "")
 

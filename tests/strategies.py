@@ -3,10 +3,15 @@ event records and stream ids."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
+import typing
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from typing import Any, Literal
 
 import attrs
 from hypothesis import strategies as st
@@ -132,6 +137,151 @@ nodes = st.recursive(
 )
 
 
+# -- values by declared type: the codec reads each back as it was, or refuses it -----------
+
+Kind = tuple[Any, st.SearchStrategy[Any]]  # a type hint, and values of exactly that type
+
+finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+KEY_KINDS: list[Kind] = [
+    (str, TEXT),
+    (int, INT64),
+    (uuid.UUID, st.uuids()),
+    (Decimal, decimals),
+    (date, st.dates()),
+    (Colour, st.sampled_from(Colour)),
+    (Level, st.sampled_from(Level)),
+]
+HASHABLE_KINDS: list[Kind] = [*KEY_KINDS, (bool, st.booleans()), (datetime, datetimes)]
+SCALAR_KINDS: list[Kind] = [
+    *HASHABLE_KINDS,
+    (float, floats),
+    (type(None), st.none()),
+    (typing.Any, json_values),
+    (object, json_values),
+    (Literal["a", 1, True, None], st.sampled_from(["a", 1, True, None])),
+    (int | str, INT64 | TEXT),
+    (float | str | None, finite_floats | INT64 | TEXT | st.none()),
+    (Address, addresses),
+]
+
+
+def _containers(inner: st.SearchStrategy[Kind]) -> st.SearchStrategy[Kind]:
+    hashable, keys = st.sampled_from(HASHABLE_KINDS), st.sampled_from(KEY_KINDS)
+    return st.one_of(
+        inner.map(lambda k: (list[k[0]], st.lists(k[1], max_size=3))),
+        inner.map(lambda k: (Sequence[k[0]], st.lists(k[1], max_size=3))),
+        inner.map(lambda k: (tuple[k[0], ...], st.lists(k[1], max_size=3).map(tuple))),
+        st.tuples(inner, inner).map(
+            lambda p: (tuple[p[0][0], p[1][0]], st.tuples(p[0][1], p[1][1]))
+        ),
+        inner.map(lambda k: (typing.Optional[k[0]], st.none() | k[1])),  # noqa: UP045
+        st.tuples(keys, inner).map(
+            lambda p: (dict[p[0][0], p[1][0]], st.dictionaries(p[0][1], p[1][1], max_size=3))
+        ),
+        inner.map(lambda k: (Mapping[str, k[0]], st.dictionaries(TEXT, k[1], max_size=3))),
+        hashable.map(lambda k: (frozenset[k[0]], st.frozensets(k[1], max_size=3))),
+        hashable.map(lambda k: (set[k[0]], st.sets(k[1], max_size=3))),
+    )
+
+
+kinds = st.recursive(st.sampled_from(SCALAR_KINDS), _containers, max_leaves=4)
+typed_values = kinds.flatmap(lambda k: st.tuples(st.just(k[0]), k[1]))
+
+
+class Zoned(tzinfo):
+    """A named time zone (as zoneinfo's are): not a fixed-offset `datetime.timezone`."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "CET"
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+
+
+class Text(str):
+    """A str subclass: it would read back as a plain str."""
+
+
+beyond_int64 = st.integers(min_value=2**64) | st.integers(max_value=-(2**63) - 1)
+not_json = st.one_of(  # values that JSON would not give back as they are
+    st.tuples(INT64),
+    st.frozensets(TEXT, max_size=2),
+    st.sets(INT64, max_size=2),
+    datetimes,
+    st.dates(),
+    st.uuids(),
+    decimals,
+    st.binary(max_size=4),
+    st.builds(Point, INT64),
+    addresses,
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    beyond_int64,
+    st.dictionaries(INT64, TEXT, min_size=1, max_size=2),
+    st.sampled_from(Colour),
+    st.sampled_from(Level),
+    TEXT.map(Text),
+)
+zoned = st.datetimes(allow_imaginary=False).map(lambda d: d.replace(tzinfo=Zoned()))
+REFUSED_KINDS: list[Kind] = [
+    (str, INT64 | floats | st.booleans() | st.none() | st.binary() | st.sampled_from(Colour)),
+    (str, TEXT.map(Text)),
+    (int, st.booleans() | floats | INT64.map(str) | decimals | datetimes | st.none()),
+    (int, st.sampled_from(Level) | beyond_int64),
+    (float, st.booleans() | TEXT | decimals | st.none() | st.just(2**60 + 1)),
+    (bool, st.integers(0, 1) | st.none() | TEXT),
+    (type(None), st.booleans() | TEXT | st.just(0)),
+    (Decimal, finite_floats | INT64 | TEXT),
+    (uuid.UUID, st.uuids().map(str)),
+    (datetime, st.dates() | TEXT | finite_floats | zoned),
+    (date, datetimes | st.dates().map(date.isoformat)),
+    (Colour, st.sampled_from([c.value for c in Colour]) | st.sampled_from(Level)),
+    (Level, st.sampled_from([1, 2])),
+    (Address, st.builds(dict, street=TEXT) | st.builds(Point, INT64) | TEXT),
+    (list[int], st.lists(INT64, max_size=3).map(tuple)),
+    (Sequence[int], st.lists(INT64, max_size=3).map(tuple)),
+    (tuple[int, ...], st.lists(INT64, max_size=3)),
+    (tuple[str, int], st.tuples(TEXT) | st.tuples(TEXT, INT64, INT64) | st.just(["a", 1])),
+    (frozenset[str], st.sets(TEXT, max_size=2)),
+    (set[int], st.frozensets(INT64, max_size=2)),
+    (dict[str, int], st.dictionaries(INT64, INT64, min_size=1, max_size=2)),
+    (dict[int, str], st.dictionaries(st.booleans(), TEXT, min_size=1)),
+    (dict[date, str], st.dictionaries(datetimes, TEXT, min_size=1, max_size=1)),
+    (Literal["a", 1], st.sampled_from(["b", 2, True, 1.0, None])),
+    (int | str, st.booleans() | finite_floats | st.none() | beyond_int64),
+    (int | float, st.sampled_from([math.nan, math.inf, -math.inf]) | TEXT),
+    (typing.Any, not_json),
+]
+
+
+def _wrapped(kind: tuple[Any, Any]) -> st.SearchStrategy[tuple[Any, Any]]:
+    """A refused value placed inside a container of its type, beside accepted values."""
+    tp, value = kind
+    options = [
+        (list[tp], [value]),
+        (dict[str, tp], {"k": value}),
+        (tuple[str, tp], ("ok", value)),
+    ]
+    if value is not None:
+        options.append((typing.Optional[tp], value))  # noqa: UP045
+    return st.sampled_from(options)
+
+
+refused_values = st.recursive(
+    st.sampled_from(REFUSED_KINDS).flatmap(lambda k: st.tuples(st.just(k[0]), k[1])),
+    lambda inner: inner.flatmap(_wrapped),
+    max_leaves=3,
+)
+any_values = typed_values.map(lambda kv: kv[1]) | refused_values.map(lambda kv: kv[1])
+
+
 @st.composite
 def records(draw: st.DrawFn, count: int | None = None) -> list[NewRecord]:
     """A list of new records with fresh event ids."""
@@ -151,15 +301,25 @@ def records(draw: st.DrawFn, count: int | None = None) -> list[NewRecord]:
 
 
 def same_value(a: object, b: object) -> bool:
-    """Equality that treats NaN as equal to NaN, also inside containers and attrs classes."""
-    if isinstance(a, float) and isinstance(b, float):
+    """Equal and of the same type all the way down (NaN equal to NaN): what a value read
+    back from the journal must be to the value that was live."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
         return a == b or (a != a and b != b)
-    if attrs.has(type(a)) and type(a) is type(b):
+    if isinstance(a, datetime):
+        return a == b and a.utcoffset() == b.utcoffset()
+    if attrs.has(type(a)):
         return all(
             same_value(getattr(a, f.name), getattr(b, f.name)) for f in attrs.fields(type(a))
         )
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and type(a) is type(b):
+    if isinstance(a, list | tuple):
         return len(a) == len(b) and all(map(same_value, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        pairs = list(zip(a.items(), b.items(), strict=False))
+        return len(a) == len(b) and all(
+            same_value(ka, kb) and same_value(va, vb) for (ka, va), (kb, vb) in pairs
+        )
+    if isinstance(a, set | frozenset):  # items are hashable scalars (never NaN)
+        return {(type(x), x) for x in a} == {(type(x), x) for x in b}
+    return a == b

@@ -7,7 +7,17 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from reactor import RegistrationError, Registry, UnknownEventType, command, event, upcaster
+from reactor import (
+    Projection,
+    RegistrationError,
+    Registry,
+    Runtime,
+    UnknownEventType,
+    command,
+    event,
+    on,
+    upcaster,
+)
 
 
 def test_event_registers_name_version_and_kind() -> None:
@@ -58,8 +68,67 @@ def test_redefining_the_same_class_replaces_it() -> None:
 
         classes.append(Again)
     assert reg.spec_named("x.Again").cls is classes[1]
-    with pytest.raises(UnknownEventType):
+    with pytest.raises(
+        UnknownEventType, match="defined again after it was registered as 'x.Again'"
+    ):
         reg.spec_of(classes[0])
+
+
+@attrs.frozen
+class Plain:
+    a: int
+
+
+class Loose:
+    pass
+
+
+@event("x.InDefault")
+@attrs.frozen
+class InDefault:
+    a: int
+
+
+@pytest.mark.parametrize(
+    ("cls", "reason"),
+    [
+        (
+            Plain,
+            "the class is not an event type, it lacks @event; declare it with "
+            '@event("tests.Plain") above @attrs.frozen',
+        ),
+        (Loose, '@event("tests.Loose") above @attrs.frozen (it is not an attrs class yet either)'),
+        (InDefault, "registered in the default registry, not in this one"),
+        (int, "a built-in type is not an event type"),
+        (Plain(1), "that is not a class; pass the event class itself"),
+    ],
+)
+def test_a_class_that_is_not_an_event_type_says_why(cls: object, reason: str) -> None:
+    """Not "import the module that declares it": the class is at hand, it lacks @event."""
+    with pytest.raises(UnknownEventType) as info:
+        Registry().spec_of(cls)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert reason in message and "import the module" not in message, message
+    assert isinstance(info.value, LookupError)
+
+
+def test_an_unknown_stored_name_still_says_to_import_its_module() -> None:
+    with pytest.raises(UnknownEventType, match="'x.Gone': .* import the module that declares it"):
+        Registry().spec_named("x.Gone")
+
+
+def test_on_a_class_without_event_says_it_lacks_the_decorator() -> None:
+    """`@on(Plain)` in a projection names the class and the decorator to add, at register()."""
+
+    class Totals(Projection):
+        @on(Plain)
+        def _plain(self, e: Plain, env: object) -> None:
+            pass
+
+    with Runtime("memory://", registry=Registry()) as rt, pytest.raises(UnknownEventType) as info:
+        rt.register(Totals)
+    assert "tests.test_registry.Plain" in str(info.value)
+    assert '@event("tests.Plain") above @attrs.frozen' in str(info.value)
 
 
 def test_non_attrs_classes_are_refused() -> None:
