@@ -174,7 +174,11 @@ class KeyRing:
 
     def forget(self, subject: str) -> bool:
         """Destroy the subject's data key (crypto-shredding): its tokens decrypt to None from
-        now on; a later `encrypt` makes a new key. False if it had no key."""
+        now on; a later `encrypt` makes a new key. False if it had no key.
+
+        An `encrypt` for the subject running meanwhile may still seal with the destroyed key
+        (that value then reads as forgotten); other processes sharing the store keep a key
+        they cached until they `evict` it."""
         _check_subject(subject)
         with self._lock:
             self._forgets += 1
