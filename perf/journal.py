@@ -116,7 +116,7 @@ class OurWriter:
             record = self.store.record(Deposited(f"a{s}", self.n))
             appends.append(Append(f"Account-{s}", [record], self.versions[s]))
             self.versions[s] += 1
-        for outcome in self.store.storage.append_batch(appends):
+        for outcome in self.store.commit(appends):
             outcome.result()
 
 

@@ -4,16 +4,23 @@ thread, the supervision tree and the aggregate host), made at start and shut dow
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
 
 import attrs
+from pykka import ActorRef
 
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.host import AggregateHost
+from reactor.actors.messages import Reply, Sync
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.tree import Tree, build_tree
 from reactor.runtime.settings import Settings
+from reactor.specs import ConsumerKind
 from reactor.store.event_store import EventStore
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen(kw_only=True)
@@ -56,9 +63,44 @@ class Parts:
             host=host,
         )
 
+    def stop_actors(
+        self, stop_consumers: Callable[[Collection[ConsumerKind], float], None], timeout: float
+    ) -> None:
+        """Stop the actors in an order that loses nothing accepted: the supervisors (no
+        restarts while stopping), sagas (the commands they send on the way still go through),
+        aggregates (each answers what it was sent), what they sent to the journal and the
+        router, the other consumers (every delivery handled, checkpoints saved), then the
+        router and the journal."""
+        tree = self.tree
+        for sup in tree.supervisors():
+            sup.actor_ref.stop(block=True, timeout=timeout)
+        self._drain(timeout)
+        stop_consumers([ConsumerKind.SAGA], timeout)
+        self.host.stop_all()
+        if not self.host.wait_stopped(timeout):
+            log.warning("aggregates still busy after %.1fs", timeout)
+        self._drain(timeout)
+        stop_consumers([ConsumerKind.PROJECTION, ConsumerKind.SUBSCRIBER], timeout)
+        sync(tree.journal, timeout)
+        tree.router.stop(block=True, timeout=timeout)
+        tree.journal.stop(block=True, timeout=timeout)
+
+    def _drain(self, timeout: float) -> None:
+        """Wait until what was sent to the journal is committed and routed."""
+        sync(self.tree.journal, timeout)
+        sync(self.tree.router, timeout)
+
     def shutdown(self, timeout: float) -> None:
         """Stop the timer thread and the dispatchers' threads, close the store."""
         self.timers.stop()
         for dispatcher in (self.blocking, self.pool, self.io):
             dispatcher.shutdown(timeout)
         self.store.close()
+
+
+def sync(ref: ActorRef[Any], timeout: float) -> Any:
+    """Wait until the actor behind `ref` has handled everything told to it before; its
+    answer (the journal and the router: the last position they published)."""
+    reply = Reply()
+    ref.tell(Sync(reply))
+    return reply.get(timeout)

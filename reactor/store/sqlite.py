@@ -7,7 +7,6 @@ a pool of reader connections, lazy reads in short pages. `synchronous` is FULL b
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -21,25 +20,19 @@ from reactor.errors import StorageError
 from reactor.store.base import (
     Append,
     AppendOutcome,
-    Checkpoint,
     CommandRecord,
-    DeadLetterRecord,
-    Lease,
     NewRecord,
-    Snapshot,
     StoredEvent,
     StreamInfo,
 )
 from reactor.store.sqlite_batch import Batch
+from reactor.store.sqlite_records import Records
 from reactor.store.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SELECT_EVENT,
     UPGRADES,
-    fence_holds,
-    load_lease,
     stored_event,
-    write_checkpoints,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +42,7 @@ _PAGE = 1000
 _POLL = 0.02  # seconds between looks at the head while waiting for an append
 
 
-class SQLiteStorage:
+class SQLiteStorage(Records):
     """A `Storage` in one SQLite file.
 
     `synchronous` is SQLite's durability setting (FULL: an acknowledged append survives
@@ -261,133 +254,6 @@ class SQLiteStorage:
     def find_command(self, command_id: str) -> CommandRecord | None:
         rows = self._query("SELECT * FROM commands WHERE command_id = ?", (command_id,))
         return CommandRecord(*rows[0]) if rows else None
-
-    # -- snapshots and checkpoints -----------------------------------------------------------
-
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    snapshot.stream_id,
-                    snapshot.seq,
-                    snapshot.type,
-                    snapshot.version,
-                    snapshot.state,
-                    time.time(),
-                ),
-            )
-
-    def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        rows = self._query(
-            "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = ?", (stream_id,)
-        )
-        return Snapshot(*rows[0]) if rows else None
-
-    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "DELETE FROM dead_letters WHERE handler = ? AND position = ? AND id != ?",
-                (letter.handler, letter.position, letter.id),
-            )
-            db.execute(
-                "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
-                "UPDATE SET handler = excluded.handler, position = excluded.position, "
-                "stream = excluded.stream, error = excluded.error, attempts = excluded.attempts, "
-                "parked = excluded.parked",
-                (
-                    letter.id,
-                    letter.handler,
-                    letter.position,
-                    letter.stream_id,
-                    letter.error,
-                    letter.attempts,
-                    json.dumps(letter.parked),
-                    letter.request,
-                ),
-            )
-
-    def order_dead_letter(
-        self, letter_id: str, order: str, *, replacing: str | None = None
-    ) -> bool:
-        sql, params = "UPDATE dead_letters SET request = ? WHERE id = ?", [order, letter_id]
-        if replacing is not None:
-            sql, params = f"{sql} AND request = ?", [*params, replacing]
-        with self._transaction() as db:
-            return db.execute(sql, params).rowcount > 0
-
-    def delete_dead_letter(self, letter_id: str) -> bool:
-        with self._transaction() as db:
-            return db.execute("DELETE FROM dead_letters WHERE id = ?", (letter_id,)).rowcount > 0
-
-    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
-        where, params = ("WHERE handler = ?", (handler,)) if handler is not None else ("", ())
-        rows = self._query(f"SELECT * FROM dead_letters {where} ORDER BY position, handler", params)
-        return [
-            DeadLetterRecord(
-                id=i,
-                handler=h,
-                position=p,
-                stream_id=s,
-                error=e,
-                attempts=a,
-                parked=tuple(json.loads(parked)),
-                request=r,
-            )
-            for i, h, p, s, e, a, parked, r in rows
-        ]
-
-    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        with self._transaction() as db:
-            fence_holds(db, checkpoint.fence)
-            write_checkpoints(db, [checkpoint])
-
-    def load_keyed(self, name: str) -> dict[str, bytes]:
-        return dict(self._query("SELECT key, state FROM keyed_state WHERE name = ?", (name,)))
-
-    def load_checkpoint(self, name: str) -> Checkpoint | None:
-        rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
-        return Checkpoint(*rows[0]) if rows else None
-
-    # -- leases, waiting and claims ----------------------------------------------------------
-
-    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        with self._transaction() as db:
-            now = time.time()
-            old = load_lease(db, name)
-            if old is None:
-                epoch = 1
-            elif old.expires > now:
-                if old.owner != owner:
-                    return None
-                epoch = old.epoch
-            else:
-                epoch = old.epoch + 1
-            lease = Lease(name=name, owner=owner, epoch=epoch, expires=now + ttl)
-            db.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
-                (name, owner, epoch, lease.expires),
-            )
-            return lease
-
-    def release_lease(self, name: str, owner: str) -> bool:
-        with self._transaction() as db:
-            now = time.time()
-            return (
-                db.execute(
-                    "UPDATE leases SET expires = ? WHERE name = ? AND owner = ? AND expires > ?",
-                    (now, name, owner, now),
-                ).rowcount
-                > 0
-            )
-
-    def leases(self, prefix: str = "") -> list[Lease]:
-        rows = self._query(
-            "SELECT name, owner, epoch, expires FROM leases WHERE substr(name, 1, ?) = ? "
-            "ORDER BY name",
-            (len(prefix), prefix),
-        )
-        return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
 
     def wait_for_append(self, after: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout

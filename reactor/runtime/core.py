@@ -1,0 +1,186 @@
+"""`RuntimeCore`: a runtime's options, life cycle and registrations, which the parts of the
+`Runtime` facade (sending, reading, operating) share.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any, Self
+
+from reactor.actors.messages import Handle, NoReply
+from reactor.domain import Aggregate, Projection, Saga
+from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
+from reactor.faults import RetryPolicy
+from reactor.registry import Registry, default_registry
+from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
+from reactor.runtime.consumers import Consumers
+from reactor.runtime.parts import Parts
+from reactor.runtime.settings import MAX_EVENT_BYTES, Settings
+from reactor.store import EventStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeCore:
+    """The state every part of a `Runtime` works on (see `Runtime` for the options)."""
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        registry: Registry | None = None,
+        workers: int = 2,
+        throughput: int = 100,
+        snapshot_every: int | None = None,
+        idle_timeout: float | None = None,
+        max_live: int | None = None,
+        timeout: float = 30.0,
+        subscriber_workers: int = 2,
+        retry: RetryPolicy | None = None,
+        backlog: int = 10_000,
+        max_event_bytes: int | None = MAX_EVENT_BYTES,
+    ) -> None:
+        if not isinstance(url, str):
+            raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
+        self.url = url
+        self.registry = registry if registry is not None else default_registry
+        self.settings = Settings(
+            workers=workers,
+            throughput=throughput,
+            snapshot_every=snapshot_every,
+            idle_timeout=idle_timeout,
+            max_live=max_live,
+            timeout=timeout,
+            subscriber_workers=subscriber_workers,
+            retry=retry if retry is not None else RetryPolicy(),
+            backlog=backlog,
+            max_event_bytes=max_event_bytes,
+        )
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        self._state = "new"  # new -> running -> stopping -> stopped
+        self.failure: str | None = None  # why the root supervisor gave up, if it did
+        self._commands = Commands()
+        self._consumers = Consumers(self._saga_send)
+        self._parts: Parts | None = None
+        self._route: CommandRoute | None = None
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.url!r}, {self._state})"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def store(self) -> EventStore:
+        """The journal this runtime runs on (while it runs)."""
+        return self._running_parts().store
+
+    # -- life ---------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Open the journal and start the actors (idempotent). Checks the registry first."""
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state != "new":
+                raise RuntimeStopped(f"{self!r} was stopped; make a new Runtime")
+            store = open_store(self.url, registry=self.registry)
+            try:
+                store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
+            except BaseException:
+                store.close()
+                raise
+            self._parts = parts = Parts.start(store, self.settings, self._give_up)
+            self._route = LocalRoute(parts.host)
+            self._state = "running"
+            self._consumers.start(parts)
+            if self.settings.idle_timeout is not None:
+                self._sweep()
+        return self
+
+    def _give_up(self, reason: str) -> None:
+        """The root supervisor's restart intensity was exceeded: stop cleanly, say why."""
+        log.critical("%r gives up and stops: %s", self, reason)
+        self.failure = reason
+        threading.Thread(target=self.stop, name="reactor-give-up", daemon=True).start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Refuse new work, let what was accepted finish, save checkpoints, stop everything
+        (in the order `Parts.stop_actors` gives). Idempotent."""
+        timeout = self._timeout(timeout)
+        with self._lock:
+            if self._state != "running" or self._parts is None:
+                self._state = "stopped"
+                return
+            self._state = "stopping"
+            parts = self._parts
+        try:
+            parts.stop_actors(self._consumers.stop, timeout)
+        finally:
+            parts.shutdown(timeout)
+            self._consumers.clear()
+            self._state = "stopped"
+
+    def _timeout(self, timeout: float | None) -> float:
+        """`timeout`, or the Runtime's default for None."""
+        return self.settings.timeout if timeout is None else timeout
+
+    def _running(self) -> None:
+        if self._state != "running":
+            raise RuntimeStopped(
+                f"{self!r} is not running: start() it (or use `with Runtime(...)`)"
+                if self._state == "new"
+                else f"{self!r} is {self._state}: it takes no more work"
+            )
+
+    def _running_parts(self) -> Parts:
+        self._running()
+        assert self._parts is not None
+        return self._parts
+
+    def _sweep(self) -> None:
+        parts = self._parts
+        if self._state != "running" or parts is None or self.settings.idle_timeout is None:
+            return
+        parts.host.sweep()
+        parts.timers.schedule(self.settings.idle_timeout / 2, self._sweep)
+
+    # -- registration -------------------------------------------------------------------------
+
+    def register(self, *classes: type) -> Self:
+        """Register Aggregate, Projection and Saga classes (before or after `start`).
+
+        Raises `RegistrationError` for anything else, an aggregate without key or handlers,
+        a command class two aggregates handle, or two classes under one name.
+        """
+        with self._lock:
+            for cls in classes:
+                if isinstance(cls, type) and issubclass(cls, Aggregate):
+                    self._commands.register(cls, self.settings.snapshot_every)
+                elif isinstance(cls, type) and issubclass(cls, Projection | Saga):
+                    self._consumers.register(cls, self.registry)
+                else:
+                    raise RegistrationError(
+                        f"register() takes Aggregate, Projection and Saga subclasses, got {cls!r}"
+                    )
+        return self
+
+    def _saga_send(self, command: Any, command_id: str, correlation_id: str | None) -> None:
+        """A command from a saga: routed even while stopping (sagas drain first)."""
+        try:
+            spec = self._commands.spec(command)
+            stream_id = self._commands.stream_of(spec, command)
+        except ReactorError as e:
+            log.error("a saga sent %r, which cannot be routed: %s", command, e)
+            return
+        handle = Handle(command, command_id, correlation_id or command_id, NoReply(command), True)
+        if self._route is not None:
+            self._route.deliver(spec, stream_id, handle)

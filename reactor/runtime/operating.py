@@ -1,0 +1,51 @@
+"""Operating: what an operator asks of a running runtime (its health, its dead letters
+and orders to redrive or discard them)."""
+
+from __future__ import annotations
+
+from reactor.faults import DeadLetter
+from reactor.runtime import dead_letters
+from reactor.runtime.core import RuntimeCore
+from reactor.runtime.health import Health, report
+from reactor.runtime.parts import sync
+
+
+class Operating(RuntimeCore):
+    """The operating part of `Runtime`."""
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        """A snapshot of the runtime: state, journal head, each consumer's position (and
+        how far behind it is), live aggregates, failures per supervisor, dead letters.
+        It waits behind no actor's mailbox."""
+        parts = self._parts
+        if self._state != "running" or parts is None:
+            return Health(state=self._state, failure=self.failure)
+        return report(self._state, self.failure, parts, self._consumers)
+
+    # -- dead letters -------------------------------------------------------------------------
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetter]:
+        """The events handlers gave up on (of one handler: a projection or saga class name,
+        or a subscriber name), oldest first; each counts the events parked behind it."""
+        parts = self._running_parts()
+        sync(parts.tree.journal, self.settings.timeout)  # letters told to it are saved
+        return dead_letters.listed(parts.store, handler)
+
+    def redrive(self, letter_id: str, *, timeout: float | None = None) -> int:
+        """Deliver a dead letter's event to its handler again, then the events parked behind
+        it, in order; returns how many were delivered. If one fails again it stays (the
+        attempt counted) and its error is raised here."""
+        return self._order(letter_id, "redrive", timeout)
+
+    def discard(self, letter_id: str, *, timeout: float | None = None) -> int:
+        """Drop a dead letter and deliver the events parked behind it, in order."""
+        return self._order(letter_id, "discard", timeout)
+
+    def _order(self, letter_id: str, what: str, timeout: float | None) -> int:
+        parts = self._running_parts()
+        sync(parts.tree.journal, self.settings.timeout)
+        reply = dead_letters.order(parts.store, self._consumers, letter_id, what)
+        delivered: int = reply.get(self._timeout(timeout))
+        return delivered
