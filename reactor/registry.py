@@ -21,7 +21,7 @@ KINDS: tuple[Kind, ...] = ("domain", "integration", "system")
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class EventSpec:
     """How one event class is stored: its type name, schema version and kind."""
 
@@ -40,7 +40,7 @@ class FieldInfo:
     required: bool
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class TypeInfo:
     """One catalog entry: an event type (kind domain, integration, system) or a command."""
 
@@ -90,7 +90,7 @@ class Registry:
             raise RegistrationError(
                 f"event type {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}"
             )
-        spec = EventSpec(name, version, kind, cls)
+        spec = EventSpec(name=name, version=version, kind=kind, cls=cls)
         with self._lock:
             old = self._by_name.get(name)
             if old is not None and old.cls is not cls:
@@ -265,16 +265,21 @@ class Registry:
             chains = {name: sorted(chain) for name, chain in self._upcasters.items()}
         entries = [
             TypeInfo(
-                s.name,
-                s.kind,
-                s.version,
-                qualified_name(s.cls),
-                _fields(s.cls),
-                tuple(chains.get(s.name, ())),
+                name=s.name,
+                kind=s.kind,
+                version=s.version,
+                cls=qualified_name(s.cls),
+                fields=_fields(s.cls),
+                upcasters=tuple(chains.get(s.name, ())),
             )
             for s in specs
         ]
-        entries += [TypeInfo(name, "command", 1, name, _fields(cls), ()) for name, cls in commands]
+        entries += [
+            TypeInfo(
+                name=name, kind="command", version=1, cls=name, fields=_fields(cls), upcasters=()
+            )
+            for name, cls in commands
+        ]
         return entries
 
 

@@ -176,7 +176,7 @@ def test_redelivering_everything_applies_no_command_twice(tmp_path: Path) -> Non
     rt.stop()  # drains: every command the saga sent is handled
     storage = open_storage(url)
     before = storage.last_position()
-    storage.save_checkpoint(Checkpoint("saga:Checkout", 0, None))
+    storage.save_checkpoint(Checkpoint(name="saga:Checkout", position=0, state=None))
     storage.close()
     rt = shop(url)
     try:

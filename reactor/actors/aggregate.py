@@ -146,12 +146,25 @@ class AggregateActor(PooledActor):
         except Exception as e:  # Rejected, a bug in the handler, an unencodable event
             return self._answer(msg, error=e)
         if not records and not msg.given_id:  # nothing to store, no id to remember
-            return self._answer(msg, CommandResult(self.stream_id, self.version, 0, ()))
+            return self._answer(
+                msg,
+                CommandResult(
+                    stream_id=self.stream_id, version=self.version, position=0, events=()
+                ),
+            )
         # Only a command id the caller chose is recorded: a generated one cannot come again.
         command_id = msg.command_id if msg.given_id else None
-        append = Append(self.stream_id, records, self.version, command_id=command_id)
+        append = Append(
+            stream_id=self.stream_id,
+            records=records,
+            expected_version=self.version,
+            command_id=command_id,
+        )
         self.pending = (msg, attempt)
-        tell(self.host.journal, AppendRequest(append, tuple(events), sender=self.actor_ref))
+        tell(
+            self.host.journal,
+            AppendRequest(append=append, events=tuple(events), sender=self.actor_ref),
+        )
 
     def _answer_handled_before(self, msg: Handle, done: CommandRecord) -> None:
         """The command id was stored: answer with the first result, store nothing."""
@@ -159,7 +172,15 @@ class AggregateActor(PooledActor):
         events = tuple(self.host.store.read_stream(done.stream_id, first, done.version))
         if done.version > self.version:
             self._catch_up()
-        self._answer(msg, CommandResult(done.stream_id, done.version, done.position, events))
+        self._answer(
+            msg,
+            CommandResult(
+                stream_id=done.stream_id,
+                version=done.version,
+                position=done.position,
+                events=events,
+            ),
+        )
 
     def _appended(self, done: Appended) -> None:
         if self.pending is None:
@@ -189,7 +210,12 @@ class AggregateActor(PooledActor):
             version, position = outcome.command.version, outcome.command.position
         else:
             version, position = envs[-1].seq, envs[-1].position
-        self._answer(msg, CommandResult(self.stream_id, version, position, envs))
+        self._answer(
+            msg,
+            CommandResult(
+                stream_id=self.stream_id, version=version, position=position, events=envs
+            ),
+        )
         self._maybe_snapshot()
 
     def _fail_and_rebuild(self, msg: Handle, error: Exception) -> None:
@@ -225,5 +251,13 @@ class AggregateActor(PooledActor):
             self.host.unsnapshottable(self.spec, values)
             return
         self.host.journal.tell(
-            SaveSnapshot(Snapshot(self.stream_id, self.version, self.spec.name, 1, data))
+            SaveSnapshot(
+                Snapshot(
+                    stream_id=self.stream_id,
+                    seq=self.version,
+                    type=self.spec.name,
+                    version=1,
+                    state=data,
+                )
+            )
         )

@@ -343,7 +343,9 @@ class ConsumerActor(PooledActor):
         if not force and self.unsaved < self.spec.checkpoint_every:
             return
         state, rows = self._dump() if self.spec.durable else (None, ())
-        checkpoint = Checkpoint(self.spec.name, self.position, state, rows, self.fence)
+        checkpoint = Checkpoint(
+            name=self.spec.name, position=self.position, state=state, keyed=rows, fence=self.fence
+        )
         tell(self.journal, SaveCheckpoint(checkpoint))
         self.unsaved = 0
 

@@ -106,7 +106,10 @@ class Consumers:
             # Where it begins is durable before this returns: a crash after it must not
             # restart it at a later head, past events it was owed.
             reply = Reply()
-            tell(parts.tree.journal, SaveCheckpoint(Checkpoint(spec.name, begin), reply))
+            tell(
+                parts.tree.journal,
+                SaveCheckpoint(Checkpoint(name=spec.name, position=begin), reply),
+            )
             reply.get(parts.settings.timeout)
         self._start(spec, None, begin, name is not None, parts.blocking)
         return label

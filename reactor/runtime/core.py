@@ -181,6 +181,12 @@ class RuntimeCore:
         except ReactorError as e:
             log.error("a saga sent %r, which cannot be routed: %s", command, e)
             return
-        handle = Handle(command, command_id, correlation_id or command_id, NoReply(command), True)
+        handle = Handle(
+            command=command,
+            command_id=command_id,
+            correlation_id=correlation_id or command_id,
+            reply=NoReply(command),
+            given_id=True,
+        )
         if self._route is not None:
             self._route.deliver(spec, stream_id, handle)

@@ -40,7 +40,7 @@ class QueryProxy:
         def call(*args: Any, **kwargs: Any) -> Any:
             self._check()
             reply = Reply()
-            query = Query(method, args, kwargs, reply, self._after)
+            query = Query(method=method, args=args, kwargs=kwargs, reply=reply, after=self._after)
             self._router.tell(Barrier(self._after, self._ref, query))
             try:
                 return reply.get(self._timeout)

@@ -97,7 +97,13 @@ class Sending(RuntimeCore):
         spec = self._commands.spec(command)
         stream_id = self._commands.stream_of(spec, command)
         cid = command_id or new_id()
-        handle = Handle(command, cid, correlation_id or cid, reply, command_id is not None)
+        handle = Handle(
+            command=command,
+            command_id=cid,
+            correlation_id=correlation_id or cid,
+            reply=reply,
+            given_id=command_id is not None,
+        )
         assert self._route is not None
         self._route.deliver(spec, stream_id, handle)
         return cid, stream_id
@@ -116,14 +122,20 @@ class Sending(RuntimeCore):
         parts = self._running_parts()
         record = parts.store.record(NewEvent(event, correlation_id=correlation_id))
         reply = Reply()
-        request = AppendRequest(Append(stream, [record], expected_version), (event,), reply=reply)
+        request = AppendRequest(
+            append=Append(stream_id=stream, records=[record], expected_version=expected_version),
+            events=(event,),
+            reply=reply,
+        )
         if timeout is None:
             run_here(lambda: tell(parts.tree.journal, request), reply.done)
         else:
             tell(parts.tree.journal, request)
         done: Appended = reply.get(self._timeout(timeout))
         last = done.envelopes[-1]
-        return CommandResult(stream, last.seq, last.position, done.envelopes)
+        return CommandResult(
+            stream_id=stream, version=last.seq, position=last.position, events=done.envelopes
+        )
 
 
 def _timed_out(command: object, command_id: str, stream_id: str, timeout: float) -> Timeout:

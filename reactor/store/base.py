@@ -84,7 +84,7 @@ class Lease:
     expires: float
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Checkpoint:
     """How far a named consumer got in the journal, with its state (saved atomically).
 
@@ -100,7 +100,7 @@ class Checkpoint:
     fence: Fence | None = attrs.field(default=None, eq=False)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Snapshot:
     """The encoded state of a stream's aggregate as of `seq`."""
 
@@ -111,7 +111,7 @@ class Snapshot:
     state: bytes
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class CommandRecord:
     """What a command stored: the stream, its version after the command, how many events
     it appended (the last `count` seqs up to `version`) and the last one's position (0 if none).
@@ -129,9 +129,14 @@ class CommandRecord:
     ) -> CommandRecord:
         """The record of a command that stored `stored` (none: the stream stayed at
         `version`)."""
-        if not stored:
-            return cls(command_id, stream_id, version, 0, 0)
-        return cls(command_id, stream_id, stored[-1].seq, len(stored), stored[-1].position)
+        last = stored[-1] if stored else None
+        return cls(
+            command_id=command_id,
+            stream_id=stream_id,
+            version=last.seq if last else version,
+            count=len(stored),
+            position=last.position if last else 0,
+        )
 
 
 @attrs.frozen(kw_only=True)

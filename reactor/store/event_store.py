@@ -76,14 +76,14 @@ class EventStore:
         """Encode one event with its ids into a record (a fresh event id unless given)."""
         type_name, version, data = self.codec.encode(event)
         return NewRecord(
-            event_id or new_id(),
-            type_name,
-            version,
-            data,
-            time.time(),
-            dumps(dict(metadata)) if metadata else None,
-            correlation_id,
-            causation_id,
+            event_id=event_id or new_id(),
+            type=type_name,
+            version=version,
+            data=data,
+            timestamp=time.time(),
+            metadata=dumps(dict(metadata)) if metadata else None,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
         )
 
     def envelope(self, stored: StoredEvent, event: Any = None) -> Envelope:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from reactor.store.base import Checkpoint, DeadLetterRecord, Lease, Snapshot
-from reactor.store.sqlite_schema import fence_holds, load_lease, write_checkpoints
+from reactor.store.sqlite_schema import fence_holds, load_lease, snapshot, write_checkpoints
 
 
 class _Transaction(Protocol):
@@ -49,7 +49,7 @@ class Records:
         rows = self._query(
             "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = ?", (stream_id,)
         )
-        return Snapshot(*rows[0]) if rows else None
+        return snapshot(rows[0]) if rows else None
 
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
         with self._transaction() as db:
@@ -114,7 +114,10 @@ class Records:
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
-        return Checkpoint(*rows[0]) if rows else None
+        if not rows:
+            return None
+        name, position, state = rows[0]
+        return Checkpoint(name=name, position=position, state=state)
 
     # -- leases, waiting and claims ----------------------------------------------------------
 

@@ -175,17 +175,21 @@ class EventsContract:
     def test_checkpoint_is_saved_with_its_append_only(self, storage: Storage) -> None:
         outcomes = storage.append_batch(
             [
-                Append("A", [rec("a1")], 0, Checkpoint("proj", 10, b"state-1")),
-                Append("B", [rec("b1")], 3, Checkpoint("other", 11)),  # refused: no checkpoint
+                Append("A", [rec("a1")], 0, Checkpoint(name="proj", position=10, state=b"state-1")),
                 Append(
-                    "none", [], None, Checkpoint("alone", 12, b"x")
+                    "B", [rec("b1")], 3, Checkpoint(name="other", position=11)
+                ),  # refused: no checkpoint
+                Append(
+                    "none", [], None, Checkpoint(name="alone", position=12, state=b"x")
                 ),  # a checkpoint with no events
             ]
         )
         assert [o.error is None for o in outcomes] == [True, False, True]
-        assert storage.load_checkpoint("proj") == Checkpoint("proj", 10, b"state-1")
+        assert storage.load_checkpoint("proj") == Checkpoint(
+            name="proj", position=10, state=b"state-1"
+        )
         assert storage.load_checkpoint("other") is None
-        assert storage.load_checkpoint("alone") == Checkpoint("alone", 12, b"x")
+        assert storage.load_checkpoint("alone") == Checkpoint(name="alone", position=12, state=b"x")
 
     def test_read_stream_ranges(self, storage: Storage) -> None:
         storage.append("A", [rec(f"a{i}") for i in range(1, 6)], 0)
@@ -225,7 +229,9 @@ class EventsContract:
         first = storage.append_batch([Append("A", [rec("a1"), rec("a2")], 0, command_id="cmd-1")])[
             0
         ]
-        assert first.command == CommandRecord("cmd-1", "A", 2, 2, 2)
+        assert first.command == CommandRecord(
+            command_id="cmd-1", stream_id="A", version=2, count=2, position=2
+        )
         storage.append("A", [rec("a3")], 2)
         again = storage.append_batch([Append("A", [rec("other")], 3, command_id="cmd-1")])[0]
         assert again.error is None and again.command == first.command
@@ -236,7 +242,11 @@ class EventsContract:
     def test_a_command_with_no_events_is_remembered(self, storage: Storage) -> None:
         storage.append("A", [rec("a1")], 0)
         (out,) = storage.append_batch([Append("A", [], None, command_id="noop")])
-        assert out.command == CommandRecord("noop", "A", 1, 0, 0) and out.events == ()
+        assert (
+            out.command
+            == CommandRecord(command_id="noop", stream_id="A", version=1, count=0, position=0)
+            and out.events == ()
+        )
         (again,) = storage.append_batch([Append("A", [rec("x")], None, command_id="noop")])
         assert again.command == out.command and again.events == () and storage.last_position() == 1
 

@@ -234,13 +234,15 @@ class _ModelMachine(RuleBasedStateMachine):
     @rule(data=st.data(), state=st.binary(max_size=8))
     def snapshot(self, data: st.DataObject, state: bytes) -> None:
         stream = data.draw(st.sampled_from(sorted(self.streams)))
-        snap = Snapshot(stream, len(self.streams[stream]), "Agg", 1, state)
+        snap = Snapshot(
+            stream_id=stream, seq=len(self.streams[stream]), type="Agg", version=1, state=state
+        )
         self.store.save_snapshot(snap)
         self.snapshots[stream] = snap
 
     @rule(name=st.sampled_from(["p1", "p2"]), state=st.none() | st.binary(max_size=8))
     def checkpoint(self, name: str, state: bytes | None) -> None:
-        cp = Checkpoint(self.ns + name, len(self.log), state)
+        cp = Checkpoint(name=self.ns + name, position=len(self.log), state=state)
         self.store.save_checkpoint(cp)
         self.checkpoints[cp.name] = cp
 

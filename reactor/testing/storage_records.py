@@ -22,15 +22,21 @@ class RecordsContract:
 
     def test_snapshots_keep_the_latest(self, storage: Storage) -> None:
         storage.append("A", [rec(f"a{i}") for i in range(4)], 0)
-        storage.save_snapshot(Snapshot("A", 2, "Account", 1, b"two"))
-        storage.save_snapshot(Snapshot("A", 4, "Account", 1, b"four"))
-        assert storage.load_snapshot("A") == Snapshot("A", 4, "Account", 1, b"four")
+        storage.save_snapshot(
+            Snapshot(stream_id="A", seq=2, type="Account", version=1, state=b"two")
+        )
+        storage.save_snapshot(
+            Snapshot(stream_id="A", seq=4, type="Account", version=1, state=b"four")
+        )
+        assert storage.load_snapshot("A") == Snapshot(
+            stream_id="A", seq=4, type="Account", version=1, state=b"four"
+        )
         assert storage.load_snapshot("B") is None
 
     def test_checkpoints_are_replaced(self, storage: Storage) -> None:
-        storage.save_checkpoint(Checkpoint("p", 5, b"s5"))
-        storage.save_checkpoint(Checkpoint("p", 9, None))
-        assert storage.load_checkpoint("p") == Checkpoint("p", 9, None)
+        storage.save_checkpoint(Checkpoint(name="p", position=5, state=b"s5"))
+        storage.save_checkpoint(Checkpoint(name="p", position=9, state=None))
+        assert storage.load_checkpoint("p") == Checkpoint(name="p", position=9, state=None)
 
     def test_closed_store_refuses_calls(self, storage: Storage) -> None:
         storage.close()
@@ -40,7 +46,7 @@ class RecordsContract:
             lambda: list(storage.read_all()),
             lambda: list(storage.read_stream("A")),
             lambda: storage.last_position(),
-            lambda: storage.save_checkpoint(Checkpoint("p", 1)),
+            lambda: storage.save_checkpoint(Checkpoint(name="p", position=1)),
             lambda: storage.acquire_lease("l", "me", 1.0),
             lambda: storage.dead_letters(),
         ):
@@ -85,7 +91,7 @@ class RecordsContract:
 
     def test_keyed_rows_are_saved_with_their_checkpoint(self, storage: Storage) -> None:
         storage.save_checkpoint(
-            Checkpoint("saga:S", 3, b"blob", keyed=(("k1", b"a"), ("k2", b"b")))
+            Checkpoint(name="saga:S", position=3, state=b"blob", keyed=(("k1", b"a"), ("k2", b"b")))
         )
         storage.append_batch(
             [
@@ -93,14 +99,21 @@ class RecordsContract:
                     "A",
                     [rec("a1")],
                     0,
-                    Checkpoint("saga:S", 5, None, keyed=(("k1", None), ("k3", b"c"))),
+                    Checkpoint(
+                        name="saga:S", position=5, state=None, keyed=(("k1", None), ("k3", b"c"))
+                    ),
                 ),
                 Append(
-                    "B", [rec("b1")], 7, Checkpoint("saga:S", 6, None, keyed=(("k2", None),))
+                    "B",
+                    [rec("b1")],
+                    7,
+                    Checkpoint(name="saga:S", position=6, state=None, keyed=(("k2", None),)),
                 ),  # refused
             ]
         )
-        assert storage.load_checkpoint("saga:S") == Checkpoint("saga:S", 5, None)
+        assert storage.load_checkpoint("saga:S") == Checkpoint(
+            name="saga:S", position=5, state=None
+        )
         assert storage.load_keyed("saga:S") == {"k2": b"b", "k3": b"c"}
         assert storage.load_keyed("other") == {}
 
@@ -137,10 +150,10 @@ class RecordsContract:
         fence = Fence("L", lease.epoch)
         (ok,) = storage.append_batch([Append("S", [rec("s1")], 0, fence=fence)])
         assert ok.error is None
-        storage.save_checkpoint(Checkpoint("c", 1, b"x", fence=fence))
+        storage.save_checkpoint(Checkpoint(name="c", position=1, state=b"x", fence=fence))
         storage.release_lease("L", "a")
         assert storage.acquire_lease("L", "b", 30.0) is not None  # epoch 2 now
-        stale_cp = Checkpoint("c", 2, b"stale", fence=fence)
+        stale_cp = Checkpoint(name="c", position=2, state=b"stale", fence=fence)
         refused = storage.append_batch(
             [
                 Append("S", [rec("s2")], 1, fence=fence),
@@ -153,10 +166,10 @@ class RecordsContract:
         assert isinstance(err, FencedError) and (err.lease, err.epoch, err.actual) == ("L", 1, 2)
         with pytest.raises(FencedError, match="'L'"):
             storage.save_checkpoint(stale_cp)
-        assert storage.load_checkpoint("c") == Checkpoint("c", 1, b"x")
+        assert storage.load_checkpoint("c") == Checkpoint(name="c", position=1, state=b"x")
         assert ids(storage.read_all()) == ["s1", "t1"]
         with pytest.raises(FencedError):  # a lease never taken: epoch 0
-            storage.save_checkpoint(Checkpoint("d", 1, fence=Fence("never", 1)))
+            storage.save_checkpoint(Checkpoint(name="d", position=1, fence=Fence("never", 1)))
 
     # -- waiting and claims -------------------------------------------------------------------
 
