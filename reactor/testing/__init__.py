@@ -116,17 +116,17 @@ class ProjectionFixture:
             name, version, _ = self._codec.encode(event)
             self.position += 1
             env = Envelope(
-                new_id(),
-                stream,
-                self.position,
-                self.position,
-                name,
-                version,
-                event,
-                datetime.now(UTC),
-                None,
-                None,
-                {},
+                event_id=new_id(),
+                stream_id=stream,
+                seq=self.position,
+                position=self.position,
+                type=name,
+                version=version,
+                event=event,
+                timestamp=datetime.now(UTC),
+                correlation_id=None,
+                causation_id=None,
+                metadata={},
             )
             handler = self.spec.handlers.get(name)
             if handler is not None:
