@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import importlib
 import logging
-import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
@@ -186,7 +185,7 @@ Mailboxes = Callable[[], Iterable[tuple[str, str, int]]]  # (kind, actor name, d
 
 class Metrics:
     """The instruments of one runtime: `record_*` calls from its actors, callbacks read at
-    `snapshot()` time, `snapshot()` as a plain dict, Prometheus exposition and endpoint.
+    `snapshot()` time (`on_scrape*`), and `snapshot()`, a plain dict of every value.
 
     `record_*` take no lock and are safe from any thread under CPython's GIL: each update is
     `d[k] += 1`, `list[i] += 1` or `obj.sum += x` on a built-in container, and CPython
@@ -208,7 +207,6 @@ class Metrics:
         }
         self._read: dict[str, Callable[[], Value]] = {}
         self._mailboxes: Mailboxes | None = None
-        self._lock = threading.Lock()  # guards the callbacks, never the recording
 
     # -- recording (the hot path) -----------------------------------------------------------
 
@@ -255,14 +253,12 @@ class Metrics:
         if family is None or family.source != "read":
             readable = sorted(n for n, f in FAMILIES.items() if f.source == "read")
             raise ReactorError(f"{name!r} is not read by callback; those are: {readable}")
-        with self._lock:
-            self._read[name] = read
+        self._read[name] = read
 
     def on_scrape_mailboxes(self, read: Mailboxes) -> None:
         """Read `(kind, actor name, depth)` of every mailbox at every snapshot: it gives
         `reactor_mailbox_depth{kind}` (the sum), `_max{kind}` and the deepest by name."""
-        with self._lock:
-            self._mailboxes = read
+        self._mailboxes = read
 
     def snapshot(self) -> dict[str, Value]:
         """Every value now: metric name -> number, `Histogram`, or dict by label value (a
@@ -278,17 +274,15 @@ class Metrics:
             "reactor_commit_batch_size": self._commit_batch.value(),
         }
         out.update({name: dict(counts) for name, counts in self._counts.items()})
-        with self._lock:
-            reads, mailboxes = dict(self._read), self._mailboxes
-        for name, read in reads.items():
+        for name, read in dict(self._read).items():
             value = _call(name, read)
             if value is not None:
                 out[name] = value
         head, positions = out.get("reactor_journal_head"), out.get("reactor_consumer_position")
         if head is not None and positions is not None:
             out["reactor_consumer_lag"] = {c: max(head - p, 0) for c, p in positions.items()}
-        if mailboxes is not None:
-            out.update(_mailbox_values(mailboxes))
+        if self._mailboxes is not None:
+            out.update(_mailbox_values(self._mailboxes))
         return out
 
 

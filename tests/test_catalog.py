@@ -446,3 +446,15 @@ def test_the_command_finds_the_app_where_it_runs(tmp_path: Path) -> None:
         "t.Placed",
         "t.Shipped",
     ]
+
+
+def test_without_rich_the_table_points_to_json_and_the_extra(
+    write: Callable[..., str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table needs the `cli` extra; --json and --markdown do not."""
+    module = write(APP)
+    monkeypatch.setitem(sys.modules, "rich", None)
+    status, _, err = run(capsys, "catalog", "--app", module, "--registry", "registry")
+    assert status == 2 and "(or use --json or --markdown) needs rich" in err
+    assert "pip install 'reactor-actors[cli]'" in err
+    assert run(capsys, "catalog", "--app", module, "--registry", "registry", "--markdown")[0] == 0

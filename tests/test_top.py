@@ -6,6 +6,8 @@ not answer is one line and exit status 2."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +180,24 @@ def test_a_journal_that_cannot_list_checkpoints_says_so(journal: str) -> None:
         storage.close()
     assert "Storage.checkpoints()" in frame.tables[0][2][0][0]
     assert dict(frame.summary)["appends"] == "0.0/s" and dict(frame.summary)["last append"] == "-"
+
+
+def test_without_rich_top_says_which_extra_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich is the `cli` extra: its absence is one line naming it, exit 2."""
+    monkeypatch.setitem(sys.modules, "rich", None)
+    status, _, err = top(capsys, "--metrics", "127.0.0.1:1", "--once")
+    assert status == 2
+    assert err == "reactor: reactor top needs rich: pip install 'reactor-actors[cli]'\n"
+
+
+def test_the_command_line_imports_neither_rich_nor_prometheus_client() -> None:
+    """Both are imported by the commands that use them, when they run."""
+    code = (
+        "import sys, reactor.cli, reactor.metrics, reactor.tracing\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'prometheus_client'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
