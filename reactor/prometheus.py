@@ -144,7 +144,7 @@ def _number(value: float) -> float | int:
 
 
 class _Quiet(WSGIRequestHandler):
-    timeout = 10  # seconds: a stalled client cannot hold the endpoint longer
+    timeout = 5  # seconds: a stalled client holds the endpoint (and stop()) no longer
 
     def log_message(self, format: str, *args: Any) -> None:  # no access log on stderr
         pass
@@ -191,7 +191,8 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, join the thread and close the socket (idempotent)."""
+        """Stop serving, join the thread and close the socket (idempotent). A request being
+        served is finished first (a stalled client is cut off after 5 seconds)."""
         self._server.shutdown()
         self._thread.join(timeout)
         self._server.server_close()

@@ -33,7 +33,9 @@ def add_commands(commands: Any, parents: Parents) -> None:
     source = top.add_mutually_exclusive_group(required=True)
     source.add_argument("--metrics", metavar="URL", help="its endpoint: http://127.0.0.1:PORT")
     source.add_argument("--store", metavar="URL", help="its journal, e.g. sqlite:///bank.db")
-    top.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh")
+    top.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="between samples (2)"
+    )
     top.add_argument("--once", action="store_true", help="print one frame (two samples) and exit")
     top.set_defaults(run=_top)
 
