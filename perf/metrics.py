@@ -106,8 +106,12 @@ def tracing_costs(n: int) -> None:
     line("null context manager (with nullcontext())", null, null, "null context")
     off = ns(lambda: tracing_per_command(NO_TRACING, env), n)
     line("tracing off, per command", off, null, "null context")
-    line("tracing off, skipped by `if .enabled`", ns(lambda: NO_TRACING.enabled, n), null,
-         "null context")  # fmt: skip
+    line(
+        "tracing off, skipped by `if .enabled`",
+        ns(lambda: NO_TRACING.enabled, n),
+        null,
+        "null context",
+    )
     for label, sampler in (
         ("tracing on, no exporter, per command", None),
         ("tracing on, 1% sampled, per command", ParentBased(TraceIdRatioBased(0.01))),
