@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 import reactor
-from reactor.cli import demo, dlq, journal
+from reactor.cli import catalog, demo, dlq, journal, top
 from reactor.cli.common import Parents
 from reactor.errors import ReactorError
 
-GROUPS = (demo, dlq, journal)  # each: add_commands(commands, parents)
+GROUPS = (catalog, demo, dlq, journal, top)  # each: add_commands(commands, parents)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
