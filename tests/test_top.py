@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from reactor.cli import main
-from reactor.cli.top import Sample, checkpoints, journal_frame, metrics_url
+from reactor.cli.top import metrics_url
 from reactor.metrics import Metrics
 from reactor.prometheus import MetricsServer, serve
 from reactor.store import Checkpoint, NewRecord, open_storage
 from reactor.store.base import DeadLetterRecord
-from reactor.store.sqlite import SQLiteStorage
 
 
 @pytest.fixture
@@ -129,8 +128,8 @@ def journal(tmp_path: Path) -> str:
     now = time.time()
     records = [NewRecord(f"e{i}", "bank.Deposited", 1, b"{}", now - 1 + i / 100) for i in range(30)]
     storage.append("Account-a1", records, 0)
-    storage.save_checkpoint(Checkpoint("projection:Balances", 30))
-    storage.save_checkpoint(Checkpoint("subscriber:mailer", 12))
+    storage.save_checkpoint(Checkpoint(name="projection:Balances", position=30))
+    storage.save_checkpoint(Checkpoint(name="subscriber:mailer", position=12))
     storage.save_dead_letter(
         DeadLetterRecord(
             id="d1", handler="mailer", position=13, stream_id="Account-a1", error="boom", attempts=5
@@ -140,20 +139,12 @@ def journal(tmp_path: Path) -> str:
     return url
 
 
-def listing(self: SQLiteStorage) -> list[Checkpoint]:
-    """Storage.checkpoints(), until the protocol has it: the names this test saved."""
-    found = (self.load_checkpoint(n) for n in ("projection:Balances", "subscriber:mailer"))
-    return [cp for cp in found if cp is not None]
-
-
 def test_one_frame_of_a_journal(
     journal: str,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     wide: None,
 ) -> None:
     """Event count, append rate over the last minute, each checkpoint's lag, dead letters."""
-    monkeypatch.setattr(SQLiteStorage, "checkpoints", listing, raising=False)
     status, out, _ = top(capsys, "--store", journal, "--once", "--interval", "0.01")
     assert status == 0
     lines = out.splitlines()
@@ -164,22 +155,6 @@ def test_one_frame_of_a_journal(
     assert rows["projection:Balances"][:2] == ["30", "0"]
     assert rows["subscriber:mailer"][:2] == ["12", "18"]
     assert rows["mailer"] == ["1"]
-
-
-def test_a_journal_that_cannot_list_checkpoints_says_so(journal: str) -> None:
-    """Without Storage.checkpoints() the frame names the missing method."""
-    storage = open_storage(journal, create=False)
-    try:
-        assert checkpoints(storage) is None
-        sample = Sample(
-            0.0,
-            {"head": 30, "recent": [], "dead letters": {}, "checkpoints": None, "now": time.time()},
-        )
-        frame = journal_frame(storage.url, sample, sample)
-    finally:
-        storage.close()
-    assert "Storage.checkpoints()" in frame.tables[0][2][0][0]
-    assert dict(frame.summary)["appends"] == "0.0/s" and dict(frame.summary)["last append"] == "-"
 
 
 def test_without_rich_top_says_which_extra_to_install(

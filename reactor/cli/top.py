@@ -222,13 +222,9 @@ def _faults(a: dict[str, Value], b: dict[str, Value]) -> Rows:
 # -- from the journal -------------------------------------------------------------------------
 
 
-def checkpoints(storage: Storage) -> dict[str, int] | None:
-    """Every consumer's checkpoint position by name ("projection:Balances"), or None if
-    the storage cannot list them: it needs `Storage.checkpoints() -> Iterable[Checkpoint]`."""
-    listing = getattr(storage, "checkpoints", None)
-    if listing is None:
-        return None
-    return {cp.name: cp.position for cp in listing()}
+def checkpoints(storage: Storage) -> dict[str, int]:
+    """Every consumer's checkpoint position by name ("projection:Balances")."""
+    return {cp.name: cp.position for cp in storage.checkpoints()}
 
 
 def journal_sample(storage: Storage) -> Sample:
@@ -255,13 +251,11 @@ def journal_frame(url: str, before: Sample, after: Sample) -> Frame:
         appends = len(recent) / max(now - recent[0], 1e-9)
     else:
         appends = len(in_window) / WINDOW
-    cps, earlier = a["checkpoints"], b["checkpoints"] or {}
+    earlier = b["checkpoints"]
     rows: Rows = [
         (name, str(p), str(a["head"] - p), _per_s((p - earlier.get(name, p)) / seconds))
-        for name, p in sorted((cps or {}).items())
+        for name, p in sorted(a["checkpoints"].items())
     ]
-    if cps is None:
-        rows = [("(this journal cannot list checkpoints: Storage.checkpoints())", "", "", "")]
     dead = a["dead letters"]
     letters: Rows = [(h, str(n)) for h, n in sorted(dead.items())]
     return Frame(

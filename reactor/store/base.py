@@ -302,6 +302,11 @@ class Storage(Protocol):
         """The keyed rows saved with the named checkpoint, by key."""
         ...
 
+    def checkpoints(self, prefix: str = "") -> list[Checkpoint]:
+        """Every checkpoint whose name starts with `prefix`, by name: its name and position
+        (not its state, which `load_checkpoint` gives)."""
+        ...
+
     def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
         """Take or renew the lease `name` for `ttl` seconds: granted if it is free, expired
         or already `owner`'s (a renewal keeps the epoch; a takeover adds one); None while

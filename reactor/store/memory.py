@@ -223,6 +223,12 @@ class MemoryStorage:
             self._check_open()
             return dict(self._keyed.get(name, {}))
 
+    def checkpoints(self, prefix: str = "") -> list[Checkpoint]:
+        with self._lock:
+            self._check_open()
+            found = sorted(n for n in self._checkpoints if n.startswith(prefix))
+            return [Checkpoint(name=n, position=self._checkpoints[n].position) for n in found]
+
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         with self._lock:
             self._check_open()

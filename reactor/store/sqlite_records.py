@@ -112,6 +112,13 @@ class Records:
     def load_keyed(self, name: str) -> dict[str, bytes]:
         return dict(self._query("SELECT key, state FROM keyed_state WHERE name = ?", (name,)))
 
+    def checkpoints(self, prefix: str = "") -> list[Checkpoint]:
+        rows = self._query(
+            "SELECT name, position FROM checkpoints WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [Checkpoint(name=name, position=position) for name, position in rows]
+
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         rows = self._query("SELECT name, position, state FROM checkpoints WHERE name = ?", (name,))
         if not rows:

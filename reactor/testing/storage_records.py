@@ -38,6 +38,20 @@ class RecordsContract:
         storage.save_checkpoint(Checkpoint(name="p", position=9, state=None))
         assert storage.load_checkpoint("p") == Checkpoint(name="p", position=9, state=None)
 
+    def test_checkpoints_are_listed_by_name_without_their_state(self, storage: Storage) -> None:
+        for name, position in (("saga:S", 3), ("projection:B", 7), ("projection:A", 5)):
+            storage.save_checkpoint(Checkpoint(name=name, position=position, state=b"big"))
+        assert [(c.name, c.position, c.state) for c in storage.checkpoints()] == [
+            ("projection:A", 5, None),
+            ("projection:B", 7, None),
+            ("saga:S", 3, None),
+        ]
+        assert [c.name for c in storage.checkpoints("projection:")] == [
+            "projection:A",
+            "projection:B",
+        ]
+        assert storage.checkpoints("none:") == []
+
     def test_closed_store_refuses_calls(self, storage: Storage) -> None:
         storage.close()
         storage.close()  # idempotent
