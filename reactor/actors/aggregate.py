@@ -80,15 +80,13 @@ class AggregateActor(PooledActor):
         while self.stash and self.pending is None and not self.actor_stopped.is_set():
             self._receive(self.stash.popleft())
 
-    def _actor_loop_teardown(self) -> None:
+    def on_left_unhandled(self, messages: list[Any]) -> None:
         """No command is dropped silently: any still queued is answered with an error."""
-        left = [*self.queued(), *self.stash]
-        for message in left:
+        for message in [*messages, *self.stash]:
             if isinstance(message, Handle):
                 message.reply.fail(
                     RuntimeStopped(f"{self} stopped before handling {message.command!r}")
                 )
-        super()._actor_loop_teardown()
 
     def _rehydrate(self) -> None:
         store = self.host.store

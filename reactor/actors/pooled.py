@@ -305,7 +305,12 @@ class PooledActor(pykka.Actor):
         except Exception:
             self._handle_failure(*sys.exc_info())
 
+    def on_left_unhandled(self, messages: list[Any]) -> None:
+        """Hook, on this actor's worker as it stops: the told messages still in its mailbox,
+        which it will never handle (answer whoever waits on them). The default does nothing."""
+
     def _actor_loop_teardown(self) -> None:
+        self.on_left_unhandled(self.queued())
         # pykka's teardown, plus messages that arrive while it runs (no thread waits here).
         while not self._mailbox.empty():
             envelope = self._mailbox.get()

@@ -1,6 +1,6 @@
 """The storage conformance kit, part one: appends, reads and idempotent commands.
 
-See `reactor.testing.storage.StorageContract`, which gathers every part.
+`StorageContract` (in reactor/testing/storage.py) gathers every part.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The storage conformance kit, part three: threads racing and tailing, and a hypothesis
 state machine driving the storage against a plain model.
 
-See `reactor.testing.storage.StorageContract`, which gathers every part.
+`StorageContract` (in reactor/testing/storage.py) gathers every part.
 """
 
 from __future__ import annotations

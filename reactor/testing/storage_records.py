@@ -1,7 +1,7 @@
 """The storage conformance kit, part two: what a journal keeps besides events (snapshots,
 checkpoints with keyed rows, dead letters, leases and fences), waiting and closing.
 
-See `reactor.testing.storage.StorageContract`, which gathers every part.
+`StorageContract` (in reactor/testing/storage.py) gathers every part.
 """
 
 from __future__ import annotations

@@ -1,0 +1,202 @@
+"""The records storage speaks: events to append and as stored, appends and their outcomes,
+and what a journal keeps besides events (checkpoints, snapshots, command records, dead
+letters, leases). Plain values: bytes, ids and numbers, never event classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import attrs
+
+from reactor.errors import ReactorError
+
+
+class NewRecord(NamedTuple):
+    """One encoded event to append.
+
+    Records are NamedTuples, not attrs classes: they are the rows of the journal's hottest
+    paths (a replay builds one per event, 5x faster than an attrs instance; perf/journal.py).
+    """
+
+    event_id: str
+    type: str
+    version: int
+    data: bytes
+    timestamp: float  # seconds since the epoch, UTC
+    metadata: bytes | None = None  # JSON object, or None for none
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+class StoredEvent(NamedTuple):
+    """One encoded event as stored: a `NewRecord` plus its place in stream and journal."""
+
+    event_id: str
+    stream_id: str
+    seq: int
+    position: int
+    type: str
+    version: int
+    data: bytes
+    timestamp: float
+    metadata: bytes | None
+    correlation_id: str | None
+    causation_id: str | None
+
+    @classmethod
+    def at(cls, record: NewRecord, stream_id: str, seq: int, position: int) -> StoredEvent:
+        """`record` as stored at `seq` in `stream_id` and `position` in the journal."""
+        event_id, type_, version, data, timestamp, metadata, correlation, causation = record
+        return cls(
+            event_id,
+            stream_id,
+            seq,
+            position,
+            type_,
+            version,
+            data,
+            timestamp,
+            metadata,
+            correlation,
+            causation,
+        )
+
+
+class Fence(NamedTuple):
+    """A lease a write depends on: the write is refused (`FencedError`) unless the lease
+    named `lease` still has `epoch`, i.e. nobody took it over since it was acquired."""
+
+    lease: str
+    epoch: int
+
+
+@attrs.frozen(kw_only=True)
+class Lease:
+    """A named lease: held by `owner` until `expires` (the storage's clock, seconds since
+    the epoch). `epoch` grows by one each time another owner takes it over."""
+
+    name: str
+    owner: str
+    epoch: int
+    expires: float
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    """How far a named consumer got in the journal, with its state (saved atomically).
+
+    `keyed` are per-key rows saved in the same transaction (a saga's instances): each
+    `(key, state)` replaces that key's row, or deletes it when `state` is None. With a
+    `fence`, the checkpoint is only saved while that lease is still held at its epoch.
+    """
+
+    name: str
+    position: int
+    state: bytes | None = None
+    keyed: tuple[tuple[str, bytes | None], ...] = attrs.field(default=(), eq=False)
+    fence: Fence | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """The encoded state of a stream's aggregate as of `seq`."""
+
+    stream_id: str
+    seq: int
+    type: str
+    version: int
+    state: bytes
+
+
+@attrs.frozen(kw_only=True)
+class CommandRecord:
+    """What a command stored: the stream, its version after the command, how many events
+    it appended (the last `count` seqs up to `version`) and the last one's position (0 if none).
+    """
+
+    command_id: str
+    stream_id: str
+    version: int
+    count: int
+    position: int
+
+    @classmethod
+    def of(
+        cls, command_id: str, stream_id: str, stored: Sequence[StoredEvent], version: int
+    ) -> CommandRecord:
+        """The record of a command that stored `stored` (none: the stream stayed at
+        `version`)."""
+        last = stored[-1] if stored else None
+        return cls(
+            command_id=command_id,
+            stream_id=stream_id,
+            version=last.seq if last else version,
+            count=len(stored),
+            position=last.position if last else 0,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetterRecord:
+    """An event a handler gave up on, and the positions of the later events of the same
+    stream parked behind it for that handler (sequenced dead letters).
+
+    `request` is "" or an operator's order the handler carries out when it runs:
+    "redrive" (deliver it, then what waits) or "discard" (drop it, deliver what waits).
+    The handler owns every field but `request`; the operator owns `request`
+    (`Storage.order_dead_letter`), so neither overwrites the other.
+    """
+
+    id: str
+    handler: str
+    position: int
+    stream_id: str
+    error: str
+    attempts: int
+    parked: tuple[int, ...] = ()
+    request: str = ""
+
+
+@attrs.frozen
+class StreamInfo:
+    """One stream in `streams()`: its id, version (last seq) and last global position."""
+
+    stream_id: str
+    version: int
+    last_position: int
+
+
+class Append(NamedTuple):
+    """One append of an `append_batch`: records for a stream at an expected version.
+
+    `expected_version` is the stream's current last seq (0: a new stream) or None for no
+    check. `checkpoint`, if given, is saved in the same transaction iff the append succeeds.
+    `command_id`, if given, is recorded with it: appending again under a recorded command id
+    writes nothing and returns what the first append stored (the command is idempotent).
+    With a `fence`, the append is refused (`FencedError`) unless that lease is still held at
+    its epoch. A NamedTuple, like `AppendOutcome`: one of each is built per command.
+    """
+
+    stream_id: str
+    records: Sequence[NewRecord]
+    expected_version: int | None = None
+    checkpoint: Checkpoint | None = None
+    command_id: str | None = None
+    fence: Fence | None = None
+
+
+class AppendOutcome(NamedTuple):
+    """The result of one append in a batch: the stored events, or the error that refused it."""
+
+    events: tuple[StoredEvent, ...] = ()
+    error: ReactorError | None = None
+    command: CommandRecord | None = None  # for an append with a command id
+    fresh: bool = False  # `events` were written now (not found stored before)
+
+    def result(self) -> list[StoredEvent]:
+        """The stored events; raises the error if the append was refused."""
+        if self.error is not None:
+            raise self.error
+        return list(self.events)
