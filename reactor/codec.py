@@ -19,7 +19,7 @@ import orjson
 
 from reactor.converters import Decode, Encode, Mismatch, converters, short
 from reactor.errors import DecodeError, EncodeError, RegistrationError, UnknownEventType
-from reactor.registry import Registry, default_registry, qualified_name, type_text
+from reactor.registry import EventSpec, Registry, default_registry, qualified_name, type_text
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 _loads = orjson.loads
@@ -166,31 +166,28 @@ class Codec:
         if spec is None:
             raise UnknownEventType(type_name, stream_id=stream_id, seq=seq, position=position)
         try:
-            raw = _loads(data)
-            if version != spec.version:
-                if version > spec.version:
-                    raise DecodeError(
-                        f"stored at version {version}, newer than the registered version "
-                        f"{spec.version} (written by newer code?)"
-                    )
-                raw = self.registry.upcast(type_name, version, raw, spec.version)
-            plan = self.plan(spec.cls)
-            event = plan.from_json(raw)
-            if version == spec.version:
-                self._fast[type_name] = (version, _fast_decoder(plan))
-            return event, spec.version
-        except DecodeError as e:
-            raise DecodeError(
-                e.reason, type_name=type_name, stream_id=stream_id, seq=seq, position=position
-            ) from e
+            return self._decode(spec, version, data)
         except Exception as e:
+            reason = e.reason if isinstance(e, DecodeError) else f"{type(e).__name__}: {e}"
             raise DecodeError(
-                f"{type(e).__name__}: {e}",
-                type_name=type_name,
-                stream_id=stream_id,
-                seq=seq,
-                position=position,
+                reason, type_name=type_name, stream_id=stream_id, seq=seq, position=position
             ) from e
+
+    def _decode(self, spec: EventSpec, version: int, data: bytes) -> tuple[Any, int]:
+        """`decode`'s full path: parse, upcast, build (and remember the fast path)."""
+        raw = _loads(data)
+        if version != spec.version:
+            if version > spec.version:
+                raise DecodeError(
+                    f"stored at version {version}, newer than the registered version "
+                    f"{spec.version} (written by newer code?)"
+                )
+            raw = self.registry.upcast(spec.name, version, raw, spec.version)
+        plan = self.plan(spec.cls)
+        event = plan.from_json(raw)
+        if version == spec.version:
+            self._fast[spec.name] = (version, _fast_decoder(plan))
+        return event, spec.version
 
     def encode_value(self, value: Any, tp: Any) -> bytes:
         """JSON bytes of a value of a supported type `tp`; `EncodeError` if it does not fit."""

@@ -67,13 +67,13 @@ class Consumers:
                 )
         self.registered[cls] = spec
         if self.parts is not None:
-            self._start(spec, spec.instance(), 0, False, self.parts.pool)
+            self._start(spec, spec.instance(), start_at=0, checkpoints=False, on=self.parts.pool)
 
     def start(self, parts: Parts) -> None:
         """Start every registered projection and saga."""
         self.parts = parts
         for spec in self.registered.values():
-            self._start(spec, spec.instance(), 0, False, parts.pool)
+            self._start(spec, spec.instance(), start_at=0, checkpoints=False, on=parts.pool)
 
     def subscribe(
         self,
@@ -111,21 +111,22 @@ class Consumers:
                 SaveCheckpoint(Checkpoint(name=spec.name, position=begin), reply),
             )
             reply.get(parts.settings.timeout)
-        self._start(spec, None, begin, name is not None, parts.blocking)
+        self._start(spec, None, start_at=begin, checkpoints=name is not None, on=parts.blocking)
         return label
 
     def _start(
         self,
         spec: ConsumerType,
         instance: Any,
+        *,
         start_at: int,
         checkpoints: bool,
-        dispatcher: Dispatcher,
+        on: Dispatcher,
     ) -> None:
         parts = self._parts()
         tree = parts.tree
         actor = ConsumerActor(
-            dispatcher,
+            on,
             spec,
             instance,
             parts.store,
