@@ -87,7 +87,5 @@ def test_pykka_private_names_live_in_one_adapter() -> None:
 
 
 def test_no_module_is_over_400_lines() -> None:
-    long = {
-        m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 400
-    }
+    long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long

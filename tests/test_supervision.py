@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from reactor import RetryPolicy, Runtime, RuntimeStopped
+from reactor import ReactorError, RetryPolicy, Runtime, RuntimeStopped
 from tests.bank import Account, Balances, Deposit
 from tests.faulty import FaultyStorage
 from tests.helpers import wait_for
@@ -45,9 +45,32 @@ def test_a_projection_that_fails_to_start_is_restarted() -> None:
         assert rt.health().failures["projections"] == 2
 
 
+def test_a_projection_failing_the_same_way_again_and_again_is_stopped_alone() -> None:
+    """A projection that can never load its checkpoint is not restarted in a loop: after
+    three identical failures it is stopped, health says why, its queries raise, and the
+    rest of the runtime serves on."""
+
+    class Stuck(Balances):
+        durable = True
+
+    with Runtime("faulty://").register(Account, Balances) as rt:
+        FaultyStorage.last.fail_when("load_checkpoint", lambda: True)  # type: ignore[union-attr]
+        rt.register(Stuck)
+        assert wait_for(lambda: "Stuck" in rt.health().stopped)
+        assert (
+            "3 times in a row with StorageError('injected failure in load_checkpoint')"
+            in (rt.health().stopped["Stuck"])
+        )
+        with pytest.raises(ReactorError, match="projection Stuck was stopped: it failed 3 times"):
+            rt.query(Stuck)
+        position = rt.send(Deposit("a1", 5)).position
+        assert rt.query(Balances, after=position).balance("a1") == 5
+        assert rt.health().state == "running"
+
+
 def test_failures_beyond_the_intensity_stop_the_runtime_with_the_reason() -> None:
-    """A projection that can never load its checkpoint exhausts its supervisor, which
-    escalates; the root's intensity is exceeded too: the runtime stops, saying why."""
+    """A projection that keeps failing exhausts its supervisor, which escalates; the
+    root's intensity is exceeded too: the runtime stops, saying why."""
 
     class Doomed(Balances):
         durable = True
@@ -55,6 +78,7 @@ def test_failures_beyond_the_intensity_stop_the_runtime_with_the_reason() -> Non
     quick = RetryPolicy(first_delay=0.001, max_delay=0.002, jitter=0.0)
     rt = Runtime("faulty://").register(Account)
     rt.start()
+    rt._parts.tree.projections.retire_after = None  # restarts only (identical or not)
     for sup in (rt._parts.tree.root, rt._parts.tree.projections):
         sup.max_restarts, sup.backoff = 1, quick
     FaultyStorage.last.fail_when("load_checkpoint", lambda: True)  # type: ignore[union-attr]

@@ -141,3 +141,22 @@ def test_a_suspended_actor_can_still_be_stopped(world: Any) -> None:
     worker.actor_ref.tell("boom")
     assert wait_for(lambda: sup.failures == 1)  # suspended, its restart a minute away
     assert worker.actor_ref.stop(block=True, timeout=5) is True
+
+
+def test_a_child_failing_the_same_way_in_a_row_is_retired(world: Any) -> None:
+    """With retire_after=3: two different failures are restarted; three identical ones in a
+    row stop the child for good (its siblings and the supervisor go on, nothing escalates)."""
+    sup, workers = tree(world, Strategy.ONE_FOR_ONE, retire_after=3, within=60.0)
+    a = workers[0]
+    a.name = "first"
+    a.actor_ref.tell("boom")
+    assert wait_for(lambda: starts(workers[:1]) == [2])
+    a.name = "second"  # another error: the streak starts over
+    for n in range(3):
+        a.actor_ref.tell("boom")
+        assert wait_for(lambda n=n: sup.failures == n + 2)
+    assert wait_for(lambda: a.actor_stopped.is_set())
+    assert sup.retired == {
+        "Worker(second)": "failed 3 times in a row with ValueError('second broke'); not restarted"
+    }
+    assert starts(workers[1:]) == [1, 1] and world[2] == []

@@ -106,6 +106,11 @@ class ConsumerActor(PooledActor):
         return f"ConsumerActor({self.spec.label}, position={self.position})"
 
     @property
+    def label(self) -> str:
+        """The projection, saga or subscriber name (as health and dead letters show it)."""
+        return self.spec.label
+
+    @property
     def position(self) -> int:
         return self.progress.position
 

@@ -47,7 +47,10 @@ class SupervisorActor(PooledActor):
 
     `children` are kept in start order; `adopt(child, static=False)` supervises an actor
     without keeping it (the many aggregate actors: one-for-one only). `give_up` is called
-    (on this supervisor's worker) when the root's restart intensity is exceeded.
+    (on this supervisor's worker) when the root's restart intensity is exceeded. With
+    `retire_after=n`, a child that fails the same way n times in a row (each within `within`
+    seconds of the last) is not restarted again but stopped, and kept in `retired` with
+    the reason: a restart would only fail again, and its siblings go on.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class SupervisorActor(PooledActor):
         within: float = 10.0,
         backoff: RetryPolicy | None = None,
         give_up: Callable[[str], None] | None = None,
+        retire_after: int | None = None,
     ) -> None:
         super().__init__(dispatcher)
         self.name, self.timers, self.strategy = name, timers, strategy
@@ -70,6 +74,9 @@ class SupervisorActor(PooledActor):
         self.children: list[Any] = []
         self.recent: collections.deque[float] = collections.deque()  # restart times
         self.failures = 0  # every child failure seen, for health reports
+        self.retire_after = retire_after
+        self.streaks: dict[int, tuple[str, int, float]] = {}  # child -> (failure, times, when)
+        self.retired: dict[str, str] = {}  # children stopped for good, by name: why
 
     def __str__(self) -> str:
         return f"SupervisorActor({self.name}, {self.strategy.value})"
@@ -92,6 +99,9 @@ class SupervisorActor(PooledActor):
     def _failed(self, child: Any, error: BaseException) -> None:
         self.failures += 1
         now = time.monotonic()
+        if self._repeats(child, error, now) >= (self.retire_after or 0) > 0:
+            self._retire(child, error)
+            return
         while self.recent and self.recent[0] < now - self.within:
             self.recent.popleft()
         if len(self.recent) >= self.max_restarts:
@@ -108,6 +118,24 @@ class SupervisorActor(PooledActor):
             "%s restarts %s in %.3fs after %r", self, [str(t) for t in targets], delay, error
         )
         self.timers.tell(delay, self.actor_ref, RestartDue(tuple(targets)))
+
+    def _repeats(self, child: Any, error: BaseException, now: float) -> int:
+        """How many times in a row `child` has now failed with this very error."""
+        failure = f"{type(error).__name__}: {error}"
+        last, times, when = self.streaks.get(id(child), ("", 0, 0.0))
+        times = times + 1 if last == failure and now - when <= self.within else 1
+        self.streaks[id(child)] = (failure, times, now)
+        return times
+
+    def _retire(self, child: Any, error: BaseException) -> None:
+        name = getattr(child, "label", None) or str(child)
+        reason = f"failed {self.retire_after} times in a row with {error!r}; not restarted"
+        log.critical("%s stops %s for good: it %s", self, name, reason)
+        self.retired[name] = reason
+        self.streaks.pop(id(child), None)
+        if child in self.children:
+            self.children.remove(child)
+        child.actor_ref.stop(block=False)
 
     def _targets(self, child: Any) -> list[Any]:
         if child not in self.children or self.strategy is Strategy.ONE_FOR_ONE:

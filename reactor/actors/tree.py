@@ -21,6 +21,8 @@ from reactor.actors.scheduler import Scheduler
 from reactor.actors.supervisor import Strategy, SupervisorActor
 from reactor.store.event_store import EventStore
 
+RETIRE_AFTER = 3  # a consumer failing the same way this many times in a row is stopped
+
 
 @attrs.frozen
 class Tree:
@@ -59,7 +61,7 @@ def build_tree(
     journal = JournalActor(io, store, router.actor_ref)
     start(journal, supervisor=root)
     start(router, supervisor=root)
-    projections = supervisor("projections", Strategy.ONE_FOR_ONE)
-    subscribers = supervisor("subscribers", Strategy.ONE_FOR_ONE)
+    projections = supervisor("projections", Strategy.ONE_FOR_ONE, retire_after=RETIRE_AFTER)
+    subscribers = supervisor("subscribers", Strategy.ONE_FOR_ONE, retire_after=RETIRE_AFTER)
     aggregates = supervisor("aggregates", Strategy.ONE_FOR_ONE, max_restarts=100)
     return Tree(root, journal.actor_ref, router.actor_ref, projections, subscribers, aggregates)

@@ -23,6 +23,7 @@ class Health:
     passivated: int = 0
     failures: dict[str, int] = attrs.field(factory=dict)  # per supervisor
     dead_letters: int = 0
+    stopped: dict[str, str] = attrs.field(factory=dict)  # consumers given up on: why
 
     def lag(self) -> dict[str, int]:
         """How many positions each consumer is behind the journal's head."""
@@ -42,4 +43,5 @@ def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) 
         passivated=host.passivated,
         failures={s.name: s.failures for s in parts.tree.supervisors()},
         dead_letters=len(parts.store.dead_letters()),
+        stopped={n: why for s in parts.tree.supervisors() for n, why in s.retired.items()},
     )

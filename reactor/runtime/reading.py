@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
-from reactor.errors import RegistrationError
+from reactor.errors import ReactorError, RegistrationError
 from reactor.events import Envelope
 from reactor.faults import RetryPolicy
 from reactor.registry import qualified_name
@@ -26,6 +26,9 @@ class Reading(RuntimeCore):
         running = self._consumers.projection(projection)
         if running is None:
             raise RegistrationError(f"{qualified_name(projection)} is not a registered projection")
+        why = parts.tree.projections.retired.get(running.spec.label)
+        if why is not None:
+            raise ReactorError(f"projection {running.spec.label} was stopped: it {why}")
         return QueryProxy(
             parts.tree.router,
             running.ref,

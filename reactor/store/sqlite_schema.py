@@ -76,7 +76,8 @@ SCHEMA_VERSION = 1 + len(UPGRADES)
 # The columns of a StoredEvent, in its field order.
 SELECT_EVENT = (
     "SELECT e.event_id, s.name, e.seq, e.position, e.type, e.version, e.data, e.timestamp, "
-    "e.metadata, e.correlation_id, e.causation_id FROM events e LEFT JOIN streams s ON s.id = e.stream"
+    "e.metadata, e.correlation_id, e.causation_id "
+    "FROM events e LEFT JOIN streams s ON s.id = e.stream"  # LEFT: an orphan row is seen
 )
 INSERT_EVENT = (  # the columns of a NewRecord after position, stream, seq
     "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
