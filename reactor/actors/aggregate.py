@@ -239,7 +239,7 @@ class AggregateActor(PooledActor):
         values = {k: v for k, v in vars(self.state).items()}
         store = self.host.store
         try:
-            data = store.encode_state(values, self.spec.state_hints)
+            data = store.encode_state(values, self.spec.state_hints, f"aggregate {self.spec.name}")
             exact = store.decode_state(data, self.spec.state_hints) == values
         except ReactorError as e:
             data, exact = b"", False

@@ -170,7 +170,8 @@ class ConsumerActor(PooledActor):
         saga = self.saga
         if saga is not None:
             return saga.dump_state(self.store)
-        return self.store.encode_state(_state(self.instance), self.spec.state_hints), ()
+        owner = f"{self.spec.kind.value} {self.spec.label}"
+        return self.store.encode_state(state_of(self.instance), self.spec.state_hints, owner), ()
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -355,5 +356,6 @@ class ConsumerActor(PooledActor):
         self.unsaved = 0
 
 
-def _state(instance: Any) -> dict[str, Any]:
+def state_of(instance: Any) -> dict[str, Any]:
+    """A projection's state as it is saved: its attributes."""
     return {k: v for k, v in vars(instance).items() if not k.startswith("_reactor")}

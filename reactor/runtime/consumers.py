@@ -13,10 +13,11 @@ import attrs
 import pykka
 from pykka import ActorRef
 
-from reactor.actors.consumer import ConsumerActor
+from reactor.actors.consumer import ConsumerActor, state_of
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Progress, Reply, SaveCheckpoint
 from reactor.actors.pooled import start, tell
+from reactor.codec import Codec
 from reactor.domain import Projection, Saga
 from reactor.errors import RegistrationError
 from reactor.events import Envelope, new_id
@@ -65,6 +66,9 @@ class Consumers:
                     f"letters): give one a name of its own with `name=`, e.g. class "
                     f'{cls.__name__}({spec.kind.value.title()}, name="<name>")'
                 )
+        if spec.kind is ConsumerKind.PROJECTION and spec.durable:  # its state must save
+            owner = f"projection {spec.label}"
+            Codec(registry).check_state(state_of(spec.instance()), spec.state_hints, owner)
         self.registered[cls] = spec
         if self.parts is not None:
             self._start(spec, spec.instance(), start_at=0, checkpoints=False, on=self.parts.pool)

@@ -11,6 +11,7 @@ import threading
 from typing import Any, Self
 
 from reactor.actors.messages import Handle, NoReply
+from reactor.codec import MAX_EVENT_BYTES
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
 from reactor.faults import RetryPolicy
@@ -18,7 +19,7 @@ from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.parts import Parts
-from reactor.runtime.settings import MAX_EVENT_BYTES, Settings
+from reactor.runtime.settings import Settings
 from reactor.store import EventStore, open_store
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,11 @@ class RuntimeCore:
                 return self
             if self._state != "new":
                 raise RuntimeStopped(f"{self!r} was stopped; make a new Runtime")
-            store = open_store(self.url, registry=self.registry)
+            store = open_store(
+                self.url,
+                registry=self.registry,
+                max_event_bytes=self.settings.max_event_bytes,
+            )
             try:
                 store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
             except BaseException:

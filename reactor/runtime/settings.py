@@ -11,9 +11,8 @@ from typing import Any
 
 import attrs
 
+from reactor.codec import MAX_EVENT_BYTES
 from reactor.faults import RetryPolicy
-
-MAX_EVENT_BYTES = 4 * 1024 * 1024
 
 
 def _count(minimum: int, optional: bool = False) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-from reactor.codec import Codec
+from reactor.codec import MAX_EVENT_BYTES, Codec
 from reactor.errors import StorageError
 from reactor.registry import Registry
 from reactor.store.base import (
@@ -100,13 +100,20 @@ def open_storage(url: str, *, create: bool = True) -> Storage:
     return opener(rest, dict(parse_qsl(query, keep_blank_values=True)), create)
 
 
-def open_store(url: str, *, registry: Registry | None = None, create: bool = True) -> EventStore:
-    """Open a journal by URL as an `EventStore` decoding with `registry` (default: global).
+def open_store(
+    url: str,
+    *,
+    registry: Registry | None = None,
+    create: bool = True,
+    max_event_bytes: int | None = MAX_EVENT_BYTES,
+) -> EventStore:
+    """Open a journal by URL as an `EventStore` decoding with `registry` (default: global),
+    refusing events whose data is larger than `max_event_bytes`.
 
     Checks the registry first, so a gap in an upcaster chain or an unsupported field type
     is a `RegistrationError` now, not a `DecodeError` at some later read.
     """
-    codec = Codec(registry)
+    codec = Codec(registry, max_event_bytes=max_event_bytes)
     codec.registry.check()
     codec.check()
     return EventStore(open_storage(url, create=create), codec)

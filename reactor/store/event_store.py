@@ -241,8 +241,12 @@ class EventStore:
         """The event object stored as `data` (upcast), and its current version."""
         return self.codec.decode(type_name, version, data)
 
-    def encode_state(self, values: Mapping[str, Any], hints: Mapping[str, Any]) -> bytes:
-        return self.codec.encode_state(values, hints)
+    def encode_state(
+        self, values: Mapping[str, Any], hints: Mapping[str, Any], owner: str = ""
+    ) -> bytes:
+        """JSON bytes of an object's attributes; `EncodeError` naming `owner` and the
+        attribute for one that would not read back as it is."""
+        return self.codec.encode_state(values, hints, owner)
 
     def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
         return self.codec.decode_state(data, hints)
