@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.errors import StorageError
-from reactor.store import MemoryStorage, register_backend
+from reactor.store import Access, MemoryStorage, register_backend
 
 
 class FaultyStorage(MemoryStorage):
@@ -60,7 +60,7 @@ class FaultyStorage(MemoryStorage):
         super().save_dead_letter(letter)
 
 
-def _open(rest: str, options: dict[str, str], create: bool) -> FaultyStorage:
+def _open(rest: str, options: dict[str, str], access: Access) -> FaultyStorage:
     FaultyStorage.last = FaultyStorage()
     return FaultyStorage.last
 

@@ -75,7 +75,7 @@ def test_relative_paths_and_reopening(tmp_path: Path, monkeypatch: pytest.Monkey
         ("sqlite://bank.db", "sqlite URL needs three slashes and a path"),
         ("sqlite:///x.db?synchronus=FULL", r"unknown sqlite option\(s\) \['synchronus'\]"),
         ("sqlite:///x.db?synchronous=SOMETIMES", "synchronous must be one of OFF, NORMAL, FULL"),
-        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout must be seconds, got 'soon'"),
+        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout must be a finite number of seconds >= 0, got 'soon'"),
         ("memory://somewhere", "memory:// takes no path or options"),
     ],
 )

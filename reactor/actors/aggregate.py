@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
 from reactor.actors.pooled import PooledActor, tell
-from reactor.errors import ConcurrencyError, ReactorError, RuntimeStopped
+from reactor.errors import (
+    ConcurrencyError,
+    EncodeError,
+    ReactorError,
+    RuntimeStopped,
+    UnknownEventType,
+)
 from reactor.events import CommandResult, Envelope, decided_events
 from reactor.specs import AggregateType
 from reactor.store.base import Append, CommandRecord, Snapshot
@@ -138,11 +144,15 @@ class AggregateActor(PooledActor):
             done = store.find_command(msg.command_id)
             if done is not None:
                 return self._answer_handled_before(msg, done)
+        handler = self.spec.handlers[type(msg.command)]
         try:
-            events = decided_events(self.spec.handlers[type(msg.command)](self.state, msg.command))
-            records = [store.new_record(e, msg.correlation_id, msg.command_id) for e in events]
-        except Exception as e:  # Rejected, a bug in the handler, an unencodable event
+            events = decided_events(handler(self.state, msg.command))
+        except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
+        try:
+            records = [store.new_record(e, msg.correlation_id, msg.command_id) for e in events]
+        except (EncodeError, UnknownEventType) as e:  # nothing is stored
+            return self._answer(msg, error=self._cannot_store(handler, msg.command, e))
         if not records and not msg.given_id:  # nothing to store, no id to remember
             return self._answer(
                 msg,
@@ -163,6 +173,18 @@ class AggregateActor(PooledActor):
             self.host.journal,
             AppendRequest(append=append, events=tuple(events), sender=self.actor_ref),
         )
+
+    def _cannot_store(self, handler: Any, command: Any, error: ReactorError) -> EncodeError:
+        """What a handler decided cannot be stored: say which aggregate, command and
+        handler decided it."""
+        where = f"{self.spec.name}.{getattr(handler, '__name__', 'handler')}"
+        wrong = EncodeError(
+            f"{where}, handling {type(command).__name__} for stream {self.stream_id!r}, "
+            f"decided what cannot be stored (nothing was): {error}; a handler returns an "
+            "@event instance, a list of them, or None"
+        )
+        wrong.__cause__ = error
+        return wrong
 
     def _answer_handled_before(self, msg: Handle, done: CommandRecord) -> None:
         """The command id was stored: answer with the first result, store nothing."""

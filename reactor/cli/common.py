@@ -31,11 +31,12 @@ class Parents:
         return cls(store, shown)
 
 
-def on_store(command: Command) -> Callable[[argparse.Namespace], None]:
-    """`command` run on the journal `--store` names (which must exist), closed after."""
+def on_store(command: Command, *, readonly: bool = True) -> Callable[[argparse.Namespace], None]:
+    """`command` run on the journal `--store` names (which must exist), closed after;
+    opened read-only unless the command writes (an order to a dead letter)."""
 
     def run(args: argparse.Namespace) -> None:
-        storage = open_storage(args.store, create=False)
+        storage = open_storage(args.store, create=False, readonly=readonly)
         try:
             command(storage, args)
         finally:
@@ -65,13 +66,27 @@ def print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = 
 
 
 def when(timestamp: float) -> str:
-    """A stored timestamp as UTC text, to the millisecond."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """A stored timestamp as UTC text, to the millisecond (as stored, if it is not one)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"{timestamp!r:.30} (not a time)"
 
 
-def _data(data: bytes, full: bool) -> str:
-    text = data.decode("utf-8", errors="replace")
+def _data(data: bytes | str, full: bool) -> str:
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8", errors="replace")
     return text if full or len(text) <= DATA_WIDTH else text[: DATA_WIDTH - 3] + "..."
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], header: bool = True) -> None:

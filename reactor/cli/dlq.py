@@ -26,7 +26,8 @@ def add_commands(commands: Any, parents: Parents) -> None:
         shown = [parents.store, parents.shown] if name == "show" else [parents.store]
         sub = dlq_commands.add_parser(name, parents=shown, help=help_text)
         sub.add_argument("id")
-        sub.set_defaults(run=on_store(_show if name == "show" else _order), order=name)
+        run = on_store(_show) if name == "show" else on_store(_order, readonly=False)
+        sub.set_defaults(run=run, order=name)
 
 
 def _list(storage: Storage, args: argparse.Namespace) -> None:

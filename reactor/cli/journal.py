@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from reactor.cli.common import Parents, on_store, print_events, print_table, when
+from reactor.cli.common import Parents, count, on_store, print_events, print_table, when
 from reactor.errors import ReactorError
 from reactor.store import Storage
 from reactor.store.base import stored_at
@@ -28,9 +28,9 @@ def add_commands(commands: Any, parents: Parents) -> None:
     show.add_argument("stream")
     show.set_defaults(run=on_store(_show))
     tail = journal_commands.add_parser("tail", parents=[store, shown], help="events by position")
-    tail.add_argument("--after", type=int, default=0, metavar="N", help="from position N + 1")
+    tail.add_argument("--after", type=count, default=0, metavar="N", help="from position N + 1")
     tail.add_argument("--types", type=_names, metavar="T,...", help="only these type names")
-    tail.add_argument("--limit", type=int, metavar="N", help="at most N events")
+    tail.add_argument("--limit", type=count, metavar="N", help="at most N events")
     tail.set_defaults(run=on_store(_tail))
 
 

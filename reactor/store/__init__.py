@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from urllib.parse import parse_qsl
+
+import attrs
 
 from reactor.codec import MAX_EVENT_BYTES, Codec
 from reactor.errors import StorageError
@@ -29,6 +32,7 @@ from reactor.store.memory import MemoryStorage
 from reactor.store.sqlite import SQLiteStorage
 
 __all__ = [
+    "Access",
     "Append",
     "AppendOutcome",
     "Checkpoint",
@@ -47,16 +51,25 @@ __all__ = [
     "register_backend",
 ]
 
-Opener = Callable[[str, dict[str, str], bool], Storage]
+
+@attrs.frozen
+class Access:
+    """How a store is opened: may it create the journal, must it only read?"""
+
+    create: bool = True
+    readonly: bool = False
 
 
-def _open_memory(rest: str, options: dict[str, str], create: bool) -> Storage:
+Opener = Callable[[str, dict[str, str], Access], Storage]
+
+
+def _open_memory(rest: str, options: dict[str, str], access: Access) -> Storage:
     if rest or options:
         raise StorageError(f"memory:// takes no path or options, got {rest!r} {options or ''}")
     return MemoryStorage()
 
 
-def _open_sqlite(rest: str, options: dict[str, str], create: bool) -> Storage:
+def _open_sqlite(rest: str, options: dict[str, str], access: Access) -> Storage:
     if not rest.startswith("/") or rest == "/":
         raise StorageError(
             f"sqlite URL needs three slashes and a path: sqlite:///relative.db or "
@@ -70,14 +83,17 @@ def _open_sqlite(rest: str, options: dict[str, str], create: bool) -> Storage:
     try:
         timeout = float(options.get("busy_timeout", 10.0))
     except ValueError:
+        timeout = math.nan
+    if not math.isfinite(timeout) or timeout < 0:
         raise StorageError(
-            f"busy_timeout must be seconds, got {options['busy_timeout']!r}"
-        ) from None
+            f"busy_timeout must be a finite number of seconds >= 0, got {options['busy_timeout']!r}"
+        )
     return SQLiteStorage(
         rest[1:],
         synchronous=options.get("synchronous", "FULL"),
-        create=create,
+        create=access.create,
         busy_timeout=timeout,
+        readonly=access.readonly,
     )
 
 
@@ -85,19 +101,26 @@ _BACKENDS: dict[str, Opener] = {"memory": _open_memory, "sqlite": _open_sqlite}
 
 
 def register_backend(scheme: str, opener: Opener) -> None:
-    """Let `open_storage` open `scheme://...` URLs with `opener(rest, options, create)`."""
+    """Let `open_storage` open `scheme://...` URLs with `opener(rest, options, access)`:
+    `rest` is the URL after `scheme://` up to `?`, `options` its query, `access` an
+    `Access` (may it create the journal, must it only read)."""
     _BACKENDS[scheme] = opener
 
 
-def open_storage(url: str, *, create: bool = True) -> Storage:
-    """Open the `Storage` a URL names; `StorageError` for a bad URL or an unusable store."""
+def open_storage(url: str, *, create: bool = True, readonly: bool = False) -> Storage:
+    """Open the `Storage` a URL names; `StorageError` for a bad URL or an unusable store.
+
+    `readonly` opens it for reading only (the CLI's looks): nothing is created, upgraded
+    or written, and it works on a journal in use or on a read-only file system.
+    """
     scheme, sep, rest = url.partition("://")
     opener = _BACKENDS.get(scheme) if sep else None
     if opener is None:
         known = ", ".join(f"{s}://" for s in sorted(_BACKENDS))
         raise StorageError(f"unknown store URL {url!r}: expected one of {known}")
     rest, _, query = rest.partition("?")
-    return opener(rest, dict(parse_qsl(query, keep_blank_values=True)), create)
+    access = Access(create=create and not readonly, readonly=readonly)
+    return opener(rest, dict(parse_qsl(query, keep_blank_values=True)), access)
 
 
 def open_store(

@@ -15,6 +15,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from reactor.errors import StorageError
 from reactor.store.base import (
@@ -62,8 +63,10 @@ class SQLiteStorage(Records):
         synchronous: str = "FULL",
         create: bool = True,
         busy_timeout: float = 10.0,
+        readonly: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self.url = f"sqlite:///{path}"
         self.synchronous = synchronous.upper()
         if self.synchronous not in SYNCHRONOUS:
@@ -78,13 +81,15 @@ class SQLiteStorage(Records):
         self._idle: list[sqlite3.Connection] = []  # reader connections not in use
         self._closed = False
         self._claim: int | None = None  # the lock file's descriptor while claimed
-        if create and not self.path.exists():
+        if create and not readonly and not self.path.exists():
             _create_private(self.path)
+        self._uri = self._open_uri()
         self._writer = self._connect()
         try:
             self._prepare_schema()
-            self._writer.execute("PRAGMA journal_mode=WAL")
-            self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+            if not readonly:
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.DatabaseError as e:
             self._writer.close()
             raise StorageError(f"{self.path} is not a reactor journal: {e}") from e
@@ -97,9 +102,29 @@ class SQLiteStorage(Records):
 
     # -- connections -------------------------------------------------------------------------
 
+    def _open_uri(self) -> str:
+        """The file's URI: read-write, or read-only; on a read-only file system (where
+        SQLite cannot make the WAL's shared-memory file) read as an immutable file."""
+        uri = f"file:{quote(str(self.path.absolute()))}"
+        if not self.readonly:
+            return uri
+        try:
+            probe = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return f"{uri}?mode=ro&immutable=1"
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            return f"{uri}?mode=ro"
+        except sqlite3.Error:
+            return f"{uri}?mode=ro&immutable=1"
+        finally:
+            probe.close()
+
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._uri, uri=True, isolation_level=None, check_same_thread=False
+            )
             conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         except sqlite3.Error as e:
             raise StorageError(f"{self.url}: cannot open: {e}") from e
@@ -126,6 +151,8 @@ class SQLiteStorage(Records):
             r[0]
             for r in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
+        if not tables and self.readonly:
+            raise StorageError(f"{self.path} is not a reactor journal (it has no tables)")
         if not tables:  # IF NOT EXISTS: another process may be creating it right now
             self._writer.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
             self._upgrade(1)
@@ -144,7 +171,7 @@ class SQLiteStorage(Records):
                 f"{self.path} has journal schema {version}, newer than this reactor's "
                 f"{SCHEMA_VERSION}: upgrade reactor to open it"
             )
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and not self.readonly:  # an older journal reads as it is
             self._upgrade(version)
 
     def _upgrade(self, version: int) -> None:
