@@ -26,6 +26,7 @@ from reactor.store.base import (
 )
 from reactor.store.event_store import EventStore
 from reactor.store.memory import MemoryStorage
+from reactor.store.postgres import open_postgres
 from reactor.store.sqlite import SQLiteStorage
 
 __all__ = [
@@ -82,6 +83,7 @@ def _open_sqlite(rest: str, options: dict[str, str], create: bool) -> Storage:
 
 
 _BACKENDS: dict[str, Opener] = {"memory": _open_memory, "sqlite": _open_sqlite}
+_BACKENDS.update(postgresql=open_postgres, postgres=open_postgres)  # psycopg: on first use
 
 
 def register_backend(scheme: str, opener: Opener) -> None:

@@ -1,0 +1,405 @@
+"""`postgresql://user@host:port/db?schema=NAME`: one journal shared by processes and hosts.
+
+The global order: every append transaction first locks the one row of the `head` table
+(`SELECT ... FOR UPDATE`) and sets it to its last position before it commits. Appenders
+thus queue on that lock and take positions in commit order, so whatever a reader sees is
+positions 1..n with no hole, and `read_all(after=p)` can never skip an event committed
+late. Chosen over reading below `pg_snapshot_xmin(pg_current_snapshot())` (an `xid8`
+column, no lock): that needs no writer lock, but one long transaction anywhere in the
+database stalls every reader, and positions would have gaps. The price of the lock is one
+commit at a time per journal; the journal actor's group commit puts a whole batch in each.
+
+psycopg 3 with a `psycopg_pool.ConnectionPool`; every batch is one transaction in two round
+trips (pipeline mode, see `postgres_batch`). `wait_for_append` listens on a connection of
+its own (LISTEN/NOTIFY wakes it; it always re-reads the head, and polls if nothing comes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+
+from reactor.errors import StorageError
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    Checkpoint,
+    CommandRecord,
+    DeadLetterRecord,
+    Lease,
+    NewRecord,
+    Snapshot,
+    Storage,
+    StoredEvent,
+    StreamInfo,
+    check_fence,
+)
+from reactor.store.postgres_batch import Batch
+from reactor.store.postgres_listen import Listener
+from reactor.store.postgres_schema import (
+    ACQUIRE_LEASE,
+    RELEASE_LEASE,
+    SAVE_LETTER,
+    SAVE_SNAPSHOT,
+    SELECT_EVENT,
+    Target,
+    prepare,
+    stored_event,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+T = TypeVar("T")
+POLL = 0.5  # seconds between looks at the head while no notification comes
+_PAGE = 1000
+
+
+def open_postgres(rest: str, options: dict[str, str], create: bool) -> Storage:
+    """The opener of `postgresql://` and `postgres://` URLs (`reactor.store.open_storage`)."""
+    query = f"?{urlencode(options)}" if options else ""
+    return PostgresStorage(f"postgresql://{rest}{query}", create=create)
+
+
+class PostgresStorage:
+    """A `Storage` in a schema of a PostgreSQL database, shared by every process using it.
+
+    The URL is `postgresql://user@host:port/db?schema=NAME` (see `Target` for its options).
+    `create=False` refuses to make a missing journal. Raises `StorageError` for a bad URL,
+    a server that does not answer, a foreign schema or one of another schema version.
+    """
+
+    shared = True
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as e:
+            raise StorageError(
+                f"{url.partition('?')[0]}: a PostgreSQL journal needs psycopg 3 and "
+                f"psycopg-pool: pip install 'reactor-actors[postgres]' ({e})"
+            ) from e
+        self.target = t = Target.parse(url)
+        self.url = t.url
+        self._closed = False
+        self._lock = threading.Lock()
+        with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
+            prepare(conn, t.schema, create)
+        self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            t.conninfo,
+            kwargs=t.connect,
+            min_size=1,
+            max_size=t.pool_size,
+            open=False,
+            name=f"reactor {t.schema}",
+            timeout=t.timeout,
+        )
+        self._pool.open()
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self.url!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Driver errors as `StorageError`s naming the journal, the server and the hint."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except PoolTimeout as e:
+            raise StorageError(
+                f"{self.url}: no connection to PostgreSQL ({self.target.where}) within "
+                f"{self.target.timeout:g}s to {what}: is PostgreSQL running? is the URL right?"
+            ) from e
+        except psycopg.OperationalError as e:
+            raise StorageError(
+                f"{self.url}: cannot {what}: PostgreSQL ({self.target.where}) failed: "
+                f"{str(e).strip()}: is PostgreSQL running? is the URL right?"
+            ) from e
+        except psycopg.Error as e:
+            raise StorageError(f"{self.url}: cannot {what}: {str(e).strip()}") from e
+
+    def _run(
+        self, what: str, work: Callable[[psycopg.Connection[Any]], T], retry: bool = True
+    ) -> T:
+        """`work` on a pooled connection. If that connection is broken (killed, or the server
+        restarted), the pool drops every broken idle one and `work` runs once more on a good
+        one: `work` must be safe to run again after it failed on a broken connection.
+        """
+        import psycopg
+
+        self._check_open()
+        with self._errors(what), self._pool.connection() as conn:
+            try:
+                return work(conn)
+            except psycopg.OperationalError:
+                if not retry or not conn.broken:
+                    raise
+        self._pool.check()
+        return self._run(what, work, retry=False)
+
+    def _fetch(self, sql: str, params: Sequence[Any] = (), what: str = "read") -> list[Any]:
+        """The rows of one statement (its own transaction)."""
+        return self._run(what, lambda conn: conn.execute(sql, params, binary=True).fetchall())
+
+    def _change(self, sql: str, params: Sequence[Any], what: str) -> int:
+        """Run one write statement (its own transaction); the number of rows it touched."""
+        return self._run(what, lambda conn: conn.execute(sql, params).rowcount)
+
+    # -- appends -----------------------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, records: Sequence[NewRecord], expected_version: int | None
+    ) -> list[StoredEvent]:
+        return self.append_batch([Append(stream_id, records, expected_version)])[0].result()
+
+    def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
+        """ONE transaction in two round trips: [BEGIN, lock the head, read] then [one
+        statement writing every row, NOTIFY, COMMIT] (see `postgres_batch`).
+
+        A connection lost before the writes were sent is retried on another; lost after,
+        the outcome is unknown: `StorageError` saying so (re-sending by command id is safe).
+        """
+        return self._run(f"append a batch of {len(appends)}", lambda c: self._commit(c, appends))
+
+    def _commit(
+        self, conn: psycopg.Connection[Any], appends: Sequence[Append]
+    ) -> list[AppendOutcome]:
+        import psycopg
+
+        batch, writing = Batch(), False
+        try:
+            with conn.pipeline() as pipeline:
+                conn.execute("BEGIN")
+                batch.read(conn, pipeline, appends)
+                outcomes = [batch.decide(a) for a in appends]
+                writing = True
+                batch.write(conn, self.target.schema)
+                conn.execute("COMMIT")
+        except psycopg.OperationalError as e:
+            if writing and conn.broken:
+                raise StorageError(
+                    f"{self.url}: the connection to PostgreSQL ({self.target.where}) was lost "
+                    f"while committing {len(appends)} append(s): they may or may not be stored. "
+                    "Re-sending a command with the same command id is safe: it is stored once"
+                ) from e
+            _rollback(conn)
+            raise
+        except BaseException:
+            _rollback(conn)
+            raise
+        return outcomes
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read_stream(
+        self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[StoredEvent]:
+        self._check_open()
+        sql = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+        upto = to_seq if to_seq is not None else 2**62
+        return self._pages(sql, [stream_id], max(from_seq, 1) - 1, upto, 2, None)
+
+    def read_all(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        self._check_open()
+        where, params = "position > %s AND position <= %s", []
+        if types is not None:
+            where, params = f"type = ANY(%s) AND {where}", [list(types)]
+            if not params[0]:
+                return iter(())
+        sql = f"{SELECT_EVENT} WHERE {where} ORDER BY position LIMIT %s"
+        return self._pages(sql, params, after, 2**62, 3, limit)
+
+    def _pages(
+        self, sql: str, params: list[Any], after: int, upto: int, key: int, limit: int | None
+    ) -> Iterator[StoredEvent]:
+        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position).
+
+        Each page is one statement, so no transaction stays open between pages.
+        """
+        left = limit if limit is not None else -1
+        while left != 0:
+            size = _PAGE if left < 0 else min(_PAGE, left)
+            rows = self._fetch(sql, [*params, max(after, 0), upto, size])
+            yield from map(stored_event, rows)
+            if len(rows) < size:
+                return
+            after = rows[-1][key]
+            left -= len(rows) if left > 0 else 0
+
+    def last_position(self) -> int:
+        return int(self._fetch("SELECT position FROM head")[0][0])
+
+    def stream_version(self, stream_id: str) -> int:
+        sql = "SELECT coalesce(max(seq), 0) FROM events WHERE stream = %s"
+        return int(self._fetch(sql, [stream_id])[0][0])
+
+    def streams(self) -> Iterator[StreamInfo]:
+        sql = "SELECT stream, max(seq), max(position) FROM events GROUP BY stream ORDER BY stream"
+        return iter([StreamInfo(*row) for row in self._fetch(sql)])
+
+    def find_command(self, command_id: str) -> CommandRecord | None:
+        rows = self._fetch(
+            "SELECT command_id, stream, version, count, position FROM commands "
+            "WHERE command_id = %s",
+            [command_id],
+        )
+        return CommandRecord(*rows[0]) if rows else None
+
+    # -- snapshots, dead letters and checkpoints ---------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        s = snapshot
+        self._change(
+            SAVE_SNAPSHOT,
+            [s.stream_id, s.seq, s.type, s.version, s.state, time.time()],
+            "save a snapshot",
+        )
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        rows = self._fetch(
+            "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = %s",
+            [stream_id],
+        )
+        return Snapshot(*rows[0]) if rows else None
+
+    def save_dead_letter(self, letter: DeadLetterRecord) -> None:
+        d = letter
+
+        def save(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(
+                    "DELETE FROM dead_letters WHERE handler = %s AND position = %s AND id <> %s",
+                    [d.handler, d.position, d.id],
+                )
+                row = (d.id, d.handler, d.position, d.stream_id, d.error, d.attempts)
+                conn.execute(SAVE_LETTER, [*row, list(d.parked), d.request])
+
+        self._run("save a dead letter", save)
+
+    def order_dead_letter(
+        self, letter_id: str, order: str, *, replacing: str | None = None
+    ) -> bool:
+        sql, params = "UPDATE dead_letters SET request = %s WHERE id = %s", [order, letter_id]
+        if replacing is not None:
+            sql, params = f"{sql} AND request = %s", [*params, replacing]
+        return self._change(sql, params, "order a dead letter") > 0
+
+    def delete_dead_letter(self, letter_id: str) -> bool:
+        sql = "DELETE FROM dead_letters WHERE id = %s"
+        return self._change(sql, [letter_id], "delete a dead letter") > 0
+
+    def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
+        where, params = ("WHERE handler = %s", [handler]) if handler is not None else ("", [])
+        rows = self._fetch(
+            "SELECT id, handler, position, stream, error, attempts, parked, request FROM "
+            f"dead_letters {where} ORDER BY position, handler",
+            params,
+        )
+        return [
+            DeadLetterRecord(
+                id=i,
+                handler=h,
+                position=p,
+                stream_id=s,
+                error=e,
+                attempts=a,
+                parked=tuple(parked),
+                request=r,
+            )
+            for i, h, p, s, e, a, parked, r in rows
+        ]
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        fence = checkpoint.fence
+
+        def save(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                batch = Batch()
+                if fence is not None:
+                    batch.read_leases(conn, [fence.lease])
+                    check_fence(fence, batch.leases.get(fence.lease))
+                batch.keep(checkpoint)
+                batch.write(conn, self.target.schema)
+
+        self._run("save a checkpoint", save)
+
+    def load_keyed(self, name: str) -> dict[str, bytes]:
+        return dict(self._fetch("SELECT key, state FROM keyed_state WHERE name = %s", [name]))
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        rows = self._fetch("SELECT name, position, state FROM checkpoints WHERE name = %s", [name])
+        return Checkpoint(*rows[0]) if rows else None
+
+    # -- leases, waiting and claims ----------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
+        rows = self._fetch(ACQUIRE_LEASE, [name, owner, ttl], "take a lease")
+        return Lease(name=name, owner=owner, epoch=rows[0][0], expires=rows[0][1]) if rows else None
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        return self._change(RELEASE_LEASE, [name, owner], "release a lease") > 0
+
+    def leases(self, prefix: str = "") -> list[Lease]:
+        rows = self._fetch(
+            "SELECT name, owner, epoch, expires FROM leases WHERE starts_with(name, %s) "
+            "ORDER BY name",
+            [prefix],
+        )
+        return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
+
+    def wait_for_append(self, after: int, timeout: float) -> int:
+        """Block until the head is beyond `after` or `timeout` passes; the head then.
+
+        A NOTIFY from an appending transaction (of any process) wakes the wait; the head is
+        always read again, and read every `POLL` seconds if no notification comes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._listener.wakeups
+            self._listener.start()
+            last = self.last_position()
+            left = deadline - time.monotonic()
+            if last > after or left <= 0:
+                return last
+            self._listener.wait(seen, min(left, POLL))
+            if self._closed:
+                return last
+
+    def claim(self, owner: str) -> None:
+        """Nothing to hold: a PostgreSQL journal serves any number of runtimes at once."""
+        self._check_open()
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.close()
+        self._listener.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"{self.url}: the store is closed")
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back what `conn` has in progress, if it still can."""
+    import psycopg
+
+    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
