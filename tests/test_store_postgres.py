@@ -55,12 +55,16 @@ def drop(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture
-def schema() -> Iterator[str]:
-    """A fresh schema name, dropped after the test."""
+def fresh_schema() -> Iterator[str]:
+    """A fresh schema name, dropped after the test (the body of a fixture)."""
     name = new_schema()
     yield name
     drop(name)
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    yield from fresh_schema()
 
 
 class TestPostgresStorage(StorageContract):

@@ -16,6 +16,7 @@ its own (LISTEN/NOTIFY wakes it; it always re-reads the head, and polls if nothi
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -38,7 +39,7 @@ from reactor.store.base import (
     StreamInfo,
     check_fence,
 )
-from reactor.store.postgres_batch import Batch
+from reactor.store.postgres_batch import Batch, Writes, at_once, stored_at_once
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASE,
@@ -135,12 +136,17 @@ class PostgresStorage:
         """`work` on a pooled connection. If that connection is broken (killed, or the server
         restarted), the pool drops every broken idle one and `work` runs once more on a good
         one: `work` must be safe to run again after it failed on a broken connection.
+
+        A connection the server closed while it was idle is found before `work` starts:
+        its socket has something to read (the server's goodbye), a cheap test.
         """
         import psycopg
 
         self._check_open()
         with self._errors(what), self._pool.connection() as conn:
             try:
+                if retry and select.select([conn.fileno()], [], [], 0)[0]:
+                    conn.execute("")  # fails if the server closed it
                 return work(conn)
             except psycopg.OperationalError:
                 if not retry or not conn.broken:
@@ -164,8 +170,9 @@ class PostgresStorage:
         return self.append_batch([Append(stream_id, records, expected_version)])[0].result()
 
     def append_batch(self, appends: Sequence[Append]) -> list[AppendOutcome]:
-        """ONE transaction in two round trips: [BEGIN, lock the head, read] then [one
-        statement writing every row, NOTIFY, COMMIT] (see `postgres_batch`).
+        """ONE transaction: a batch of plain appends is one statement (one round trip); any
+        other, or one that raced another process, is decided under the head's lock (two
+        round trips: see `postgres_batch`).
 
         A connection lost before the writes were sent is retried on another; lost after,
         the outcome is unknown: `StorageError` saying so (re-sending by command id is safe).
@@ -177,14 +184,21 @@ class PostgresStorage:
     ) -> list[AppendOutcome]:
         import psycopg
 
-        batch, writing = Batch(), False
+        plan, batch, writing = at_once(appends), Batch(), False
         try:
+            if plan is not None:
+                writing = True
+                stored = self._store_at_once(conn, appends, *plan)
+                if stored is not None:
+                    return stored
+            writing = False
             with conn.pipeline() as pipeline:
                 conn.execute("BEGIN")
                 batch.read(conn, pipeline, appends)
                 outcomes = [batch.decide(a) for a in appends]
                 writing = True
-                batch.write(conn, self.target.schema)
+                if batch.writes.any():
+                    conn.execute(*batch.writes.statement(self.target.schema))
                 conn.execute("COMMIT")
         except psycopg.OperationalError as e:
             if writing and conn.broken:
@@ -199,6 +213,27 @@ class PostgresStorage:
             _rollback(conn)
             raise
         return outcomes
+
+    def _store_at_once(
+        self,
+        conn: psycopg.Connection[Any],
+        appends: Sequence[Append],
+        writes: Writes,
+        firsts: list[int],
+    ) -> list[AppendOutcome] | None:
+        """Store the batch in one statement; None if a check or a unique key refused it."""
+        import psycopg
+
+        if not writes.any():
+            return stored_at_once(appends, firsts, 0, {})
+        try:
+            ((base, versions, _),) = conn.execute(*writes.statement(self.target.schema)).fetchall()
+        except psycopg.errors.UniqueViolation:
+            return None
+        if base is None:
+            return None
+        versions = dict(zip(writes.expected, versions or [], strict=True))
+        return stored_at_once(appends, firsts, base, versions)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -331,8 +366,8 @@ class PostgresStorage:
                 if fence is not None:
                     batch.read_leases(conn, [fence.lease])
                     check_fence(fence, batch.leases.get(fence.lease))
-                batch.keep(checkpoint)
-                batch.write(conn, self.target.schema)
+                batch.writes.keep(checkpoint)
+                conn.execute(*batch.writes.statement(self.target.schema))
 
         self._run("save a checkpoint", save)
 

@@ -1,8 +1,13 @@
-"""One `append_batch` on PostgreSQL: the reads and writes of its transaction, and the
-decision of each append in between (`check_append`, shared with the other backends).
+"""One `append_batch` on PostgreSQL: ONE statement stores it, in one of two ways.
 
-`read` locks the journal's head row first, so everything it reads next is the state left
-by the last committed batch; `write` then puts every row in one statement.
+At once (`at_once`): a batch of plain appends (no fence, each stream once) is sent as the
+statement alone, its own transaction: one round trip. It checks the expected versions it
+reads; a write that another process raced is refused by the unique keys (a seq or event id
+already stored), and the batch is then decided the careful way, where nothing is guessed.
+
+Decided (`Batch`): BEGIN, lock the head, read the versions, stored event ids, recorded
+command ids and fenced leases (one round trip); decide each append in Python
+(`check_append`, shared with the other backends); then the statement and COMMIT (one more).
 """
 
 from __future__ import annotations
@@ -19,75 +24,152 @@ from reactor.store.base import (
     CommandRecord,
     Fence,
     Lease,
+    NewRecord,
     StoredEvent,
     check_append,
     check_fence,
 )
-from reactor.store.postgres_schema import SELECT_EVENT, stored_event
+from reactor.store.postgres_schema import (
+    COMMANDS,
+    EVENTS_OF,
+    LEASES,
+    LOCK_HEAD,
+    STORED,
+    VERSIONS,
+    stored_event,
+    write_statement,
+)
 
 if TYPE_CHECKING:
     import psycopg
 
-LOCK_HEAD = "SELECT position FROM head FOR UPDATE"
-VERSIONS = (
-    "SELECT s, coalesce((SELECT max(seq) FROM events WHERE stream = s), 0) "
-    "FROM unnest(%s::text[]) AS s"
-)
-STORED = f"{SELECT_EVENT} WHERE event_id = ANY(%s::text[])"
-COMMANDS = (
-    "SELECT command_id, stream, version, count, position FROM commands "
-    "WHERE command_id = ANY(%s::text[])"
-)
-# FOR SHARE: a takeover of a lease this batch depends on waits until the batch is committed.
-LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%s::text[]) FOR SHARE"
-EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq"
-# The parts of the one write statement, each present when it has rows.
-INSERT_EVENTS = (
-    "INSERT INTO events (event_id, stream, seq, position, type, version, data, timestamp, "
-    "metadata, correlation_id, causation_id) SELECT * FROM unnest(%(event_id)s::text[], "
-    "%(stream)s::text[], %(seq)s::bigint[], %(position)s::bigint[], %(type)s::text[], "
-    "%(version)s::int[], %(data)s::bytea[], %(timestamp)s::float8[], %(metadata)s::bytea[], "
-    "%(correlation_id)s::text[], %(causation_id)s::text[])"
-)
-SET_HEAD = "UPDATE head SET position = %(head)s"
-SAVE_CHECKPOINTS = (
-    "INSERT INTO checkpoints (name, position, state, timestamp) SELECT * FROM "
-    "unnest(%(cp_name)s::text[], %(cp_position)s::bigint[], %(cp_state)s::bytea[], "
-    "%(cp_time)s::float8[]) ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-    "state = excluded.state, timestamp = excluded.timestamp"
-)
-SAVE_KEYED = (
-    "INSERT INTO keyed_state (name, key, state) SELECT * FROM unnest(%(k_name)s::text[], "
-    "%(k_key)s::text[], %(k_state)s::bytea[]) ON CONFLICT (name, key) DO UPDATE "
-    "SET state = excluded.state"
-)
-DELETE_KEYED = (
-    "DELETE FROM keyed_state WHERE (name, key) IN "
-    "(SELECT * FROM unnest(%(d_name)s::text[], %(d_key)s::text[]))"
-)
-SAVE_COMMANDS = (
-    "INSERT INTO commands (command_id, stream, version, count, position) SELECT * FROM "
-    "unnest(%(c_id)s::text[], %(c_stream)s::text[], %(c_version)s::bigint[], "
-    "%(c_count)s::int[], %(c_position)s::bigint[])"
-)
-NOTIFY = "SELECT pg_notify(%(channel)s, %(head)s::text)"
-EVENT_COLUMNS = ("event_id", "stream", *StoredEvent._fields[2:])  # the parameters of a row
+ROW = ("stream", "k", "i", *NewRecord._fields)  # an event row of `Writes`
+COMMAND = ("c_id", "c_stream", "c_version", "c_count", "c_position", "c_i")
+
+
+class Writes:
+    """The rows of one write statement. An event row's seq is `actual + k` (its stream's
+    version as the statement reads it, plus k) and its position `base + i` (the head
+    before, plus i); the statement stores nothing if an expected version differs."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] = []  # (k, i) + the record's fields
+        self.expected: dict[str, int | None] = {}  # the streams written, in row order
+        self.commands: list[tuple[Any, ...]] = []  # id, stream, version, count, position, i
+        self.checkpoints: dict[str, Checkpoint] = {}  # by name: the last one wins
+        self.keyed: dict[tuple[str, str], bytes | None] = {}  # the last state wins
+
+    def add(self, stream_id: str, records: Sequence[NewRecord], k: int) -> None:
+        """Records of `stream_id` at seqs `actual + k + 1`, `actual + k + 2`... (`actual`:
+        the stream's version as the statement reads it)."""
+        for n, r in enumerate(records, k + 1):
+            self.rows.append((stream_id, n, len(self.rows) + 1, *r))
+
+    def keep(self, checkpoint: Checkpoint) -> None:
+        """Save `checkpoint` and its keyed rows with the batch."""
+        self.checkpoints[checkpoint.name] = checkpoint
+        self.keyed.update(((checkpoint.name, k), v) for k, v in checkpoint.keyed)
+
+    def any(self) -> bool:
+        """Whether there is anything to write."""
+        return bool(self.rows or self.commands or self.checkpoints)
+
+    def statement(self, channel: str) -> tuple[str, dict[str, Any]]:
+        """The write statement (`postgres_schema.write_statement`) and its parameters."""
+        params: dict[str, Any] = {
+            "channel": channel,
+            "n": len(self.rows),
+            "s_stream": list(self.expected),
+            "s_expected": list(self.expected.values()),
+            **_columns(ROW, self.rows),
+        }
+        parts = {
+            "commands": _columns(COMMAND, self.commands),
+            "checkpoints": _columns(
+                ("cp_name", "cp_position", "cp_state", "cp_time"),
+                [(c.name, c.position, c.state, time.time()) for c in self.checkpoints.values()],
+            ),
+            "saved": _columns(
+                ("k_name", "k_key", "k_state"),
+                [(n, k, v) for (n, k), v in self.keyed.items() if v is not None],
+            ),
+            "deleted": _columns(
+                ("d_name", "d_key"), [k for k, v in self.keyed.items() if v is None]
+            ),
+        }
+        used = frozenset(name for name, columns in parts.items() if next(iter(columns.values())))
+        for name in used:
+            params.update(parts[name])
+        return write_statement(used), params
+
+
+def _columns(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows as one list per column, by name (the arrays the statement unnests)."""
+    columns = zip(*rows, strict=True) if rows else [()] * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
+
+
+def at_once(appends: Sequence[Append]) -> tuple[Writes, list[int]] | None:
+    """The writes of a batch that can go in one statement without reading first (and, for
+    each append, the `i` of its first row), or None: a fence, a stream twice, a version
+    check or a command id with no records, an id twice."""
+    writes, firsts = Writes(), []
+    ids: set[str] = set()
+    commands: set[str] = set()
+    for a in appends:
+        if a.fence is not None or (a.checkpoint is not None and a.checkpoint.fence is not None):
+            return None
+        if not a.records and (a.expected_version is not None or a.command_id is not None):
+            return None
+        if a.records and a.stream_id in writes.expected:
+            return None
+        ids.update(r.event_id for r in a.records)
+        if a.command_id is not None:
+            if a.command_id in commands:
+                return None
+            commands.add(a.command_id)
+            last = len(writes.rows) + len(a.records)
+            writes.commands.append((a.command_id, a.stream_id, None, len(a.records), None, last))
+        firsts.append(len(writes.rows) + 1)
+        if a.records:
+            writes.expected[a.stream_id] = a.expected_version
+            writes.add(a.stream_id, a.records, 0)
+        if a.checkpoint is not None:
+            writes.keep(a.checkpoint)
+    return (writes, firsts) if len(ids) == len(writes.rows) else None
+
+
+def stored_at_once(
+    appends: Sequence[Append], firsts: list[int], base: int, versions: dict[str, int]
+) -> list[AppendOutcome]:
+    """The outcomes of a batch `at_once` stored after position `base`, its streams having
+    been at `versions`."""
+    outcomes = []
+    for a, first in zip(appends, firsts, strict=True):
+        actual = versions.get(a.stream_id, 0)
+        events = [
+            StoredEvent.at(r, a.stream_id, actual + k, base + i)
+            for k, (i, r) in enumerate(enumerate(a.records, first), 1)
+        ]
+        command = None
+        if a.command_id is not None:
+            command = CommandRecord.of(a.command_id, a.stream_id, events, actual)
+        outcomes.append(AppendOutcome(events=tuple(events), command=command, fresh=True))
+    return outcomes
 
 
 class Batch:
-    """The decisions and rows of one `append_batch`, inside its transaction."""
+    """The decisions of one `append_batch` made inside its transaction, and their writes."""
 
     def __init__(self) -> None:
         self.head = 0  # the last position taken
         self.versions: dict[str, int] = {}
+        self.start: dict[str, int] = {}  # the versions before the batch
         self.by_id: dict[str, StoredEvent] = {}  # stored, or inserted by this batch
         self.commands: dict[str, CommandRecord] = {}  # recorded, or recorded by this batch
         self.command_events: dict[str, tuple[StoredEvent, ...]] = {}
         self.leases: dict[str, Lease] = {}  # the stored leases the batch's fences name
-        self.rows: list[StoredEvent] = []
-        self.checkpoints: dict[str, Checkpoint] = {}  # by name: the last one wins
-        self.keyed: dict[tuple[str, str], bytes | None] = {}  # the last state wins
-        self.new_commands: list[CommandRecord] = []
+        self.writes = Writes()
 
     def read(
         self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline, appends: Sequence[Append]
@@ -105,6 +187,7 @@ class Batch:
         pipeline.sync()
         ((self.head,),) = head.fetchall()
         self.versions = dict(versions.fetchall())
+        self.start = dict(self.versions)
         if stored is not None:
             self.by_id = {row[0]: stored_event(row) for row in stored}
         if leases is not None:
@@ -154,22 +237,20 @@ class Batch:
             return AppendOutcome(error=refused)
         if stored is not None:
             return self._outcome(a, stored, actual, fresh=False)
-        stored = []
-        for seq, r in enumerate(a.records, actual + 1):
-            self.head += 1
-            e = StoredEvent.at(r, a.stream_id, seq, self.head)
-            self.by_id[r.event_id] = e
-            stored.append(e)
-        self.rows.extend(stored)
+        if a.records:
+            start = self.start.setdefault(a.stream_id, 0)
+            self.writes.expected.setdefault(a.stream_id, None)
+            self.writes.add(a.stream_id, a.records, actual - start)
+        stored = [
+            StoredEvent.at(r, a.stream_id, seq, self.head + n)
+            for n, (seq, r) in enumerate(enumerate(a.records, actual + 1), 1)
+        ]
+        self.head += len(stored)
+        self.by_id.update((e.event_id, e) for e in stored)
         self.versions[a.stream_id] = actual + len(stored)
         if a.checkpoint is not None:
-            self.keep(a.checkpoint)
+            self.writes.keep(a.checkpoint)
         return self._outcome(a, stored, actual, fresh=True)
-
-    def keep(self, checkpoint: Checkpoint) -> None:
-        """Save `checkpoint` and its keyed rows with the batch."""
-        self.checkpoints[checkpoint.name] = checkpoint
-        self.keyed.update(((checkpoint.name, k), v) for k, v in checkpoint.keyed)
 
     def _outcome(
         self, a: Append, stored: list[StoredEvent], actual: int, *, fresh: bool
@@ -179,53 +260,11 @@ class Batch:
             command = CommandRecord.of(a.command_id, a.stream_id, stored, actual)
             self.commands[a.command_id] = command
             self.command_events[a.command_id] = tuple(stored)
-            self.new_commands.append(command)
+            c = command
+            self.writes.commands.append(
+                (c.command_id, c.stream_id, c.version, c.count, c.position, 0)
+            )
         return AppendOutcome(events=tuple(stored), command=command, fresh=fresh)
-
-    def write(self, conn: psycopg.Connection[Any], channel: str) -> None:
-        """Queue the one statement that writes every row of the batch (if it has any), and
-        the notification of the new head when it stored events."""
-        parts: list[str] = []
-        params: dict[str, Any] = {"channel": channel, "head": self.head}
-        if self.rows:
-            parts += [INSERT_EVENTS, SET_HEAD]
-            params.update(zip(EVENT_COLUMNS, map(list, zip(*self.rows, strict=True)), strict=True))
-        if self.checkpoints:
-            parts.append(SAVE_CHECKPOINTS)
-            cps = self.checkpoints.values()
-            now = time.time()
-            params.update(
-                cp_name=[c.name for c in cps],
-                cp_position=[c.position for c in cps],
-                cp_state=[c.state for c in cps],
-                cp_time=[now] * len(cps),
-            )
-        saved = [(k, v) for k, v in self.keyed.items() if v is not None]
-        if saved:
-            parts.append(SAVE_KEYED)
-            params.update(
-                k_name=[n for (n, _), _ in saved],
-                k_key=[k for (_, k), _ in saved],
-                k_state=[v for _, v in saved],
-            )
-        deleted = [k for k, v in self.keyed.items() if v is None]
-        if deleted:
-            parts.append(DELETE_KEYED)
-            params.update(d_name=[n for n, _ in deleted], d_key=[k for _, k in deleted])
-        if self.new_commands:
-            parts.append(SAVE_COMMANDS)
-            cs = self.new_commands
-            params.update(
-                c_id=[c.command_id for c in cs],
-                c_stream=[c.stream_id for c in cs],
-                c_version=[c.version for c in cs],
-                c_count=[c.count for c in cs],
-                c_position=[c.position for c in cs],
-            )
-        if parts:
-            ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts))
-            last = NOTIFY if self.rows else "SELECT 1"
-            conn.execute(f"WITH {ctes} {last}", params)
 
 
 def _fences(appends: Sequence[Append]) -> Iterator[Fence]:
