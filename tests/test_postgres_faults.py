@@ -8,9 +8,8 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,7 +18,7 @@ import pytest
 from reactor.errors import StorageError
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
-from tests.test_store_postgres import SERVER, fresh_schema, needs_server, url
+from tests.test_store_postgres import SERVER, fresh_schema, needs_server, until, url
 
 pytestmark = needs_server
 
@@ -38,15 +37,6 @@ def admin() -> Iterator[psycopg.Connection[Any]]:
 
 def rec(event_id: str) -> NewRecord:
     return NewRecord(event_id, "t.Happened", 1, b"{}", 1.7e9)
-
-
-def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Wait for `condition()` to be true (its value), failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-    return value
 
 
 def pids(admin: psycopg.Connection[Any], app: str, waiting_on: str | None = None) -> list[int]:

@@ -22,7 +22,7 @@ from reactor.errors import ConcurrencyError
 from reactor.store import postgres
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
-from tests.test_store_postgres import SERVER, fresh_schema, needs_server, new_schema, url
+from tests.test_store_postgres import SERVER, fresh_schema, needs_server, new_schema, until, url
 
 pytestmark = needs_server
 SPAWN = multiprocessing.get_context("spawn")
@@ -254,13 +254,6 @@ def test_a_later_append_waits_for_the_earlier_commit(schema: str) -> None:
         admin.close()
         first.close()
         second.close()
-
-
-def until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def racer(journal: str, n: int, versions: int, out: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -60,6 +62,15 @@ def fresh_schema() -> Iterator[str]:
     name = new_schema()
     yield name
     drop(name)
+
+
+def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Wait for `condition()` to be true (its value), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+    return value
 
 
 @pytest.fixture

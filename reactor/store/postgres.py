@@ -39,7 +39,7 @@ from reactor.store.base import (
     StreamInfo,
     check_fence,
 )
-from reactor.store.postgres_batch import Batch, Writes, at_once, stored_at_once
+from reactor.store.postgres_batch import Batch, commit
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASE,
@@ -177,63 +177,8 @@ class PostgresStorage:
         A connection lost before the writes were sent is retried on another; lost after,
         the outcome is unknown: `StorageError` saying so (re-sending by command id is safe).
         """
-        return self._run(f"append a batch of {len(appends)}", lambda c: self._commit(c, appends))
-
-    def _commit(
-        self, conn: psycopg.Connection[Any], appends: Sequence[Append]
-    ) -> list[AppendOutcome]:
-        import psycopg
-
-        plan, batch, writing = at_once(appends), Batch(), False
-        try:
-            if plan is not None:
-                writing = True
-                stored = self._store_at_once(conn, appends, *plan)
-                if stored is not None:
-                    return stored
-            writing = False
-            with conn.pipeline() as pipeline:
-                conn.execute("BEGIN")
-                batch.read(conn, pipeline, appends)
-                outcomes = [batch.decide(a) for a in appends]
-                writing = True
-                if batch.writes.any():
-                    conn.execute(*batch.writes.statement(self.target.schema))
-                conn.execute("COMMIT")
-        except psycopg.OperationalError as e:
-            if writing and conn.broken:
-                raise StorageError(
-                    f"{self.url}: the connection to PostgreSQL ({self.target.where}) was lost "
-                    f"while committing {len(appends)} append(s): they may or may not be stored. "
-                    "Re-sending a command with the same command id is safe: it is stored once"
-                ) from e
-            _rollback(conn)
-            raise
-        except BaseException:
-            _rollback(conn)
-            raise
-        return outcomes
-
-    def _store_at_once(
-        self,
-        conn: psycopg.Connection[Any],
-        appends: Sequence[Append],
-        writes: Writes,
-        firsts: list[int],
-    ) -> list[AppendOutcome] | None:
-        """Store the batch in one statement; None if a check or a unique key refused it."""
-        import psycopg
-
-        if not writes.any():
-            return stored_at_once(appends, firsts, 0, {})
-        try:
-            ((base, versions, _),) = conn.execute(*writes.statement(self.target.schema)).fetchall()
-        except psycopg.errors.UniqueViolation:
-            return None
-        if base is None:
-            return None
-        versions = dict(zip(writes.expected, versions or [], strict=True))
-        return stored_at_once(appends, firsts, base, versions)
+        what = f"append a batch of {len(appends)}"
+        return self._run(what, lambda conn: commit(conn, appends, self.target))
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -430,11 +375,3 @@ class PostgresStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"{self.url}: the store is closed")
-
-
-def _rollback(conn: psycopg.Connection[Any]) -> None:
-    """Roll back what `conn` has in progress, if it still can."""
-    import psycopg
-
-    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.execute("ROLLBACK")

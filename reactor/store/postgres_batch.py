@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reactor.errors import ReactorError
+from reactor.errors import ReactorError, StorageError
 from reactor.store.base import (
     Append,
     AppendOutcome,
@@ -36,6 +36,7 @@ from reactor.store.postgres_schema import (
     LOCK_HEAD,
     STORED,
     VERSIONS,
+    Target,
     stored_event,
     write_statement,
 )
@@ -47,13 +48,86 @@ ROW = ("stream", "k", "i", *NewRecord._fields)  # an event row of `Writes`
 COMMAND = ("c_id", "c_stream", "c_version", "c_count", "c_position", "c_i")
 
 
+def commit(
+    conn: psycopg.Connection[Any], appends: Sequence[Append], target: Target
+) -> list[AppendOutcome]:
+    """Store a batch in ONE transaction: at once if it can be, else decided (see above).
+
+    `StorageError` if the connection is lost after the writes were sent (the outcome is
+    unknown); lost before, the driver's error (running it again is safe).
+    """
+    import psycopg
+
+    plan, writing = at_once(appends), False
+    try:
+        if plan is not None:
+            writing = True
+            stored = _store_at_once(conn, appends, *plan, channel=target.schema)
+            if stored is not None:
+                return stored
+        batch, writing = Batch(), False
+        with conn.pipeline() as pipeline:
+            conn.execute("BEGIN")
+            batch.read(conn, pipeline, appends)
+            outcomes = [batch.decide(a) for a in appends]
+            writing = True
+            if batch.writes.any():
+                conn.execute(*batch.writes.statement(target.schema))
+            conn.execute("COMMIT")
+    except psycopg.OperationalError as e:
+        if writing and conn.broken:
+            raise StorageError(
+                f"{target.url}: the connection to PostgreSQL ({target.where}) was lost while "
+                f"committing {len(appends)} append(s): they may or may not be stored. "
+                "Re-sending a command with the same command id is safe: it is stored once"
+            ) from e
+        rollback(conn)
+        raise
+    except BaseException:
+        rollback(conn)
+        raise
+    return outcomes
+
+
+def _store_at_once(
+    conn: psycopg.Connection[Any],
+    appends: Sequence[Append],
+    writes: Writes,
+    firsts: list[int],
+    *,
+    channel: str,
+) -> list[AppendOutcome] | None:
+    """Store a batch in one statement; None if a check or a unique key refused it."""
+    import psycopg
+
+    if not writes.any():
+        return stored_at_once(appends, firsts, 0, {})
+    try:
+        ((base, versions, _),) = conn.execute(*writes.statement(channel)).fetchall()
+    except psycopg.errors.UniqueViolation:
+        return None
+    if base is None:
+        return None
+    return stored_at_once(
+        appends, firsts, base, dict(zip(writes.expected, versions or [], strict=True))
+    )
+
+
+def rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back what `conn` has in progress, if it still can."""
+    import psycopg
+
+    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+
+
 class Writes:
     """The rows of one write statement. An event row's seq is `actual + k` (its stream's
     version as the statement reads it, plus k) and its position `base + i` (the head
     before, plus i); the statement stores nothing if an expected version differs."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []  # (k, i) + the record's fields
+        self.rows: list[tuple[Any, ...]] = []  # stream, k, i, then the record's fields
         self.expected: dict[str, int | None] = {}  # the streams written, in row order
         self.commands: list[tuple[Any, ...]] = []  # id, stream, version, count, position, i
         self.checkpoints: dict[str, Checkpoint] = {}  # by name: the last one wins
@@ -110,9 +184,9 @@ def _columns(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str,
 
 
 def at_once(appends: Sequence[Append]) -> tuple[Writes, list[int]] | None:
-    """The writes of a batch that can go in one statement without reading first (and, for
-    each append, the `i` of its first row), or None: a fence, a stream twice, a version
-    check or a command id with no records, an id twice."""
+    """The writes of a batch that can be stored without reading first, and for each append
+    the `i` of its first row; None if the batch needs deciding: it has a fence, a stream
+    twice, a version check or a command id with no records, or an id twice."""
     writes, firsts = Writes(), []
     ids: set[str] = set()
     commands: set[str] = set()
