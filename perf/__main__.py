@@ -10,6 +10,7 @@ SCENARIOS = {
     "runtime": "perf.runtime",
     "faults": "perf.faults",
     "shop": "perf.shop",
+    "postgres": "perf.postgres",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

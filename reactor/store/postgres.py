@@ -1,17 +1,18 @@
 """`postgresql://user@host:port/db?schema=NAME`: one journal shared by processes and hosts.
 
-The global order: every append transaction first locks the one row of the `head` table
-(`SELECT ... FOR UPDATE`) and sets it to its last position before it commits. Appenders
-thus queue on that lock and take positions in commit order, so whatever a reader sees is
+The global order: every append transaction moves the one row of the `head` table (the
+last position) before it writes an event, and that row stays locked until it commits.
+Appenders thus queue on the row and take positions in commit order: a reader sees
 positions 1..n with no hole, and `read_all(after=p)` can never skip an event committed
-late. Chosen over reading below `pg_snapshot_xmin(pg_current_snapshot())` (an `xid8`
-column, no lock): that needs no writer lock, but one long transaction anywhere in the
-database stalls every reader, and positions would have gaps. The price of the lock is one
-commit at a time per journal; the journal actor's group commit puts a whole batch in each.
+late (the mechanism of Commanded's EventStore). Chosen over reading below
+`pg_snapshot_xmin(pg_current_snapshot())` (an `xid8` column, no lock): that lets writers
+commit side by side, but one long transaction anywhere in the database stalls every
+reader, and positions have gaps. The price of the lock: one commit at a time per journal
+(its fsync included), so writers scale through bigger batches (group commit), not more.
 
-psycopg 3 with a `psycopg_pool.ConnectionPool`; every batch is one transaction in two round
-trips (pipeline mode, see `postgres_batch`). `wait_for_append` listens on a connection of
-its own (LISTEN/NOTIFY wakes it; it always re-reads the head, and polls if nothing comes).
+psycopg 3 with a `psycopg_pool.ConnectionPool`; each batch is one transaction, most often
+one statement in one round trip (see `postgres_batch`). `wait_for_append` listens on a
+connection of its own (NOTIFY wakes it; it always re-reads the head, and polls too).
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class PostgresStorage:
         self._check_open()
         where, params = "position > %s AND position <= %s", []
         if types is not None:
-            where, params = f"type = ANY(%s) AND {where}", [list(types)]
+            where, params = f"type = ANY(%b) AND {where}", [list(types)]
             if not params[0]:
                 return iter(())
         sql = f"{SELECT_EVENT} WHERE {where} ORDER BY position LIMIT %s"
@@ -346,6 +347,7 @@ class PostgresStorage:
         A NOTIFY from an appending transaction (of any process) wakes the wait; the head is
         always read again, and read every `POLL` seconds if no notification comes.
         """
+        self._check_open()
         deadline = time.monotonic() + timeout
         while True:
             seen = self._listener.wakeups

@@ -104,16 +104,17 @@ RELEASE_LEASE = (
 LOCK_HEAD = "SELECT position FROM head FOR UPDATE"
 VERSIONS = (
     "SELECT s, coalesce((SELECT max(seq) FROM events WHERE stream = s), 0) "
-    "FROM unnest(%s::text[]) AS s"
+    "FROM unnest(%b::text[]) AS s"
 )
-STORED = f"{SELECT_EVENT} WHERE event_id = ANY(%s::text[])"
+STORED = f"{SELECT_EVENT} WHERE event_id = ANY(%b::text[])"
 COMMANDS = (
     "SELECT command_id, stream, version, count, position FROM commands "
-    "WHERE command_id = ANY(%s::text[])"
+    "WHERE command_id = ANY(%b::text[])"
 )
 # FOR SHARE: a takeover of a lease a batch depends on waits until the batch is committed.
-LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%s::text[]) FOR SHARE"
+LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) FOR SHARE"
 EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq"
+# Arrays go in binary (%b): 4-5x faster to encode than text for strings (perf/postgres.py).
 # The statement that stores a batch (see `postgres_batch.Writes`): `s`, the versions of the
 # streams written; `h` moves the head by n unless an expected version differs (then nothing
 # is stored: every other part joins `h`); `e`, the events. Its result: the head before, the
@@ -121,7 +122,7 @@ EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER 
 WRITE_EVENTS = """WITH s AS (
     SELECT x.stream, x.expected, x.ord,
         coalesce((SELECT max(seq) FROM events e WHERE e.stream = x.stream), 0) AS actual
-    FROM unnest(%(s_stream)s::text[], %(s_expected)s::bigint[]) WITH ORDINALITY
+    FROM unnest(%(s_stream)b::text[], %(s_expected)b::bigint[]) WITH ORDINALITY
         AS x(stream, expected, ord)
 ), h AS (
     UPDATE head SET position = position + %(n)s
@@ -132,9 +133,9 @@ WRITE_EVENTS = """WITH s AS (
         metadata, correlation_id, causation_id)
     SELECT r.event_id, r.stream, s.actual + r.k, h.base + r.i, r.type, r.version, r.data,
         r.timestamp, r.metadata, r.correlation_id, r.causation_id
-    FROM unnest(%(stream)s::text[], %(k)s::bigint[], %(i)s::bigint[], %(event_id)s::text[],
-        %(type)s::text[], %(version)s::int[], %(data)s::bytea[], %(timestamp)s::float8[],
-        %(metadata)s::bytea[], %(correlation_id)s::text[], %(causation_id)s::text[])
+    FROM unnest(%(stream)b::text[], %(k)b::bigint[], %(i)b::bigint[], %(event_id)b::text[],
+        %(type)b::text[], %(version)b::int[], %(data)b::bytea[], %(timestamp)b::float8[],
+        %(metadata)b::bytea[], %(correlation_id)b::text[], %(causation_id)b::text[])
         AS r(stream, k, i, event_id, type, version, data, timestamp, metadata,
             correlation_id, causation_id)
     JOIN s USING (stream) CROSS JOIN h
@@ -144,28 +145,28 @@ WRITE_PARTS = {
     INSERT INTO commands (command_id, stream, version, count, position)
     SELECT x.id, x.stream, coalesce(x.version, s.actual + x.count), x.count,
         coalesce(x.position, h.base + x.i)
-    FROM unnest(%(c_id)s::text[], %(c_stream)s::text[], %(c_version)s::bigint[],
-        %(c_count)s::int[], %(c_position)s::bigint[], %(c_i)s::bigint[])
+    FROM unnest(%(c_id)b::text[], %(c_stream)b::text[], %(c_version)b::bigint[],
+        %(c_count)b::int[], %(c_position)b::bigint[], %(c_i)b::bigint[])
         AS x(id, stream, version, count, position, i)
     LEFT JOIN s USING (stream) CROSS JOIN h
 )""",
     "checkpoints": """p AS (
     INSERT INTO checkpoints (name, position, state, timestamp)
-    SELECT x.* FROM unnest(%(cp_name)s::text[], %(cp_position)s::bigint[],
-        %(cp_state)s::bytea[], %(cp_time)s::float8[]) AS x(name, position, state, timestamp)
+    SELECT x.* FROM unnest(%(cp_name)b::text[], %(cp_position)b::bigint[],
+        %(cp_state)b::bytea[], %(cp_time)b::float8[]) AS x(name, position, state, timestamp)
     CROSS JOIN h
     ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state,
         timestamp = excluded.timestamp
 )""",
     "saved": """ks AS (
     INSERT INTO keyed_state (name, key, state)
-    SELECT x.* FROM unnest(%(k_name)s::text[], %(k_key)s::text[], %(k_state)s::bytea[])
+    SELECT x.* FROM unnest(%(k_name)b::text[], %(k_key)b::text[], %(k_state)b::bytea[])
         AS x(name, key, state) CROSS JOIN h
     ON CONFLICT (name, key) DO UPDATE SET state = excluded.state
 )""",
     "deleted": """kd AS (
     DELETE FROM keyed_state WHERE EXISTS (SELECT FROM h)
-    AND (name, key) IN (SELECT * FROM unnest(%(d_name)s::text[], %(d_key)s::text[]))
+    AND (name, key) IN (SELECT * FROM unnest(%(d_name)b::text[], %(d_key)b::text[]))
 )""",
 }
 WRITE_RESULT = """
