@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from reactor.errors import StorageError
+from reactor.store import postgres
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
 from tests.test_store_postgres import SERVER, fresh_schema, needs_server, until, url
@@ -58,6 +59,7 @@ def kill(admin: psycopg.Connection[Any], app: str, waiting_on: str | None = None
 
 
 def test_killed_idle_connections_are_replaced(schema: str, admin: psycopg.Connection[Any]) -> None:
+    """Connections the server killed while idle are replaced before the next call uses them."""
     app = f"reactor-{uuid.uuid4().hex[:8]}"
     storage = PostgresStorage(url(schema, application_name=app))
     try:
@@ -69,6 +71,39 @@ def test_killed_idle_connections_are_replaced(schema: str, admin: psycopg.Connec
         assert storage.wait_for_append(1, 1.0) == 2
     finally:
         storage.close()
+
+
+def test_a_killed_listening_connection_is_opened_again(
+    schema: str, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiter whose listening connection was killed listens on a new one, and another
+    process's append wakes it (polling only once a minute here)."""
+    monkeypatch.setattr(postgres, "POLL", 60.0)
+    app = f"reactor-{uuid.uuid4().hex[:8]}"
+    storage, other = (
+        PostgresStorage(url(schema, application_name=app)),
+        PostgresStorage(url(schema)),
+    )
+
+    def listening() -> bool:
+        admin.execute("SELECT pg_stat_clear_snapshot()")
+        sql = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'LISTEN%%'"
+        return admin.execute(sql, [app]).fetchone() is not None
+
+    def append_once_listening() -> None:
+        until(listening, "a new LISTEN")
+        other.append("A", [rec("a1")], 0)
+
+    appender = threading.Thread(target=append_once_listening)
+    try:
+        assert storage.wait_for_append(0, 0.05) == 0  # listening
+        kill(admin, app)
+        appender.start()
+        assert storage.wait_for_append(0, 50.0) == 1
+    finally:
+        appender.join(30)
+        storage.close()
+        other.close()
 
 
 # Batches of two appends to one stream are decided under the head's lock (two round trips);

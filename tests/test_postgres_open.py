@@ -58,11 +58,13 @@ def other() -> Iterator[str]:
     ],
 )
 def test_bad_urls_are_refused_before_connecting(bad: str, message: str) -> None:
+    """A bad option or value is a `StorageError` saying what is allowed, before any I/O."""
     with pytest.raises(StorageError, match=message):
         PostgresStorage(bad)
 
 
 def test_the_url_shown_hides_the_password_and_names_the_schema() -> None:
+    """`url` (printed by the CLI and in errors) never holds the password; libpq gets it."""
     target = Target.parse("postgres://ann:secret@db.example:6543/shop?pool_size=2")
     assert target.url == "postgresql://ann@db.example:6543/shop?schema=reactor"
     assert target.conninfo == "postgresql://ann:secret@db.example:6543/shop"
@@ -72,6 +74,7 @@ def test_the_url_shown_hides_the_password_and_names_the_schema() -> None:
 
 
 def test_libpq_options_pass_through() -> None:
+    """`application_name` and `sslmode` go to libpq as given."""
     target = Target.parse("postgresql://h/db?application_name=shop&sslmode=require")
     assert (target.connect["application_name"], target.connect["sslmode"]) == ("shop", "require")
 
@@ -95,6 +98,7 @@ def test_importing_reactor_needs_no_psycopg() -> None:
 
 
 def test_a_server_that_does_not_answer_is_named() -> None:
+    """Nothing listening at open: the error names host, port and database, and the checks."""
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -107,6 +111,7 @@ def test_a_server_that_does_not_answer_is_named() -> None:
 
 @needs_server
 def test_both_schemes_open_the_same_journal(schema: str) -> None:
+    """postgresql:// and postgres:// are one backend; the journal is shared."""
     first = open_storage(f"postgresql://{SERVER}?schema={schema}")
     first.append("A", [rec("a1")], 0)
     second = open_storage(f"postgres://{SERVER}?schema={schema}", create=False)
@@ -120,6 +125,7 @@ def test_both_schemes_open_the_same_journal(schema: str) -> None:
 
 @needs_server
 def test_two_schemas_never_see_each_other(schema: str, other: str) -> None:
+    """Events, positions, checkpoints and wake-ups of one schema are not another's."""
     a, b = PostgresStorage(url(schema)), PostgresStorage(url(other))
     try:
         a.append("S", [rec("a1"), rec("a2")], 0)
@@ -135,6 +141,7 @@ def test_two_schemas_never_see_each_other(schema: str, other: str) -> None:
 
 @needs_server
 def test_create_false_needs_a_journal(schema: str) -> None:
+    """create=False refuses a missing or empty schema; create=True fills an empty one."""
     with pytest.raises(StorageError, match=f"no reactor journal in schema '{schema}'"):
         PostgresStorage(url(schema), create=False)
     with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
@@ -146,6 +153,7 @@ def test_create_false_needs_a_journal(schema: str) -> None:
 
 @needs_server
 def test_another_schema_version_is_refused_not_migrated(schema: str) -> None:
+    """A journal of another schema version: an error naming both versions, nothing changed."""
     PostgresStorage(url(schema)).close()
     with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
         conn.execute(f"UPDATE {schema}.meta SET value = '99' WHERE key = 'schema_version'")
@@ -159,6 +167,7 @@ def test_another_schema_version_is_refused_not_migrated(schema: str) -> None:
 
 @needs_server
 def test_a_foreign_schema_is_refused(schema: str) -> None:
+    """A schema with tables but no reactor meta is refused, its tables named."""
     with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"CREATE TABLE {schema}.orders (id int)")
@@ -196,6 +205,7 @@ def test_processes_opening_a_new_schema_at_once_agree(schema: str) -> None:
 
 @needs_server
 def test_the_cli_reads_a_postgres_journal(schema: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reactor journal info|streams --store postgresql://...` work."""
     storage = PostgresStorage(url(schema))
     storage.append("Account-1", [rec("a1"), rec("a2")], 0)
     storage.close()

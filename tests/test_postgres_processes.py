@@ -180,6 +180,7 @@ def test_readers_in_other_processes_miss_nothing(
 def test_readers_in_other_processes_miss_nothing_deep(
     tmp_path_factory: pytest.TempPathFactory, scenario: tuple[list[list[int]], int, float]
 ) -> None:
+    """The same, with 30 scenarios (pytest -m slow)."""
     order_property(tmp_path_factory.mktemp("order"), scenario)
 
 
@@ -272,6 +273,7 @@ def racer(journal: str, n: int, versions: int, out: str) -> None:
 
 
 def test_writer_processes_win_each_version_once(schema: str, tmp_path: Path) -> None:
+    """Processes racing for each version of one stream: one wins each, no gap."""
     journal, versions = url(schema), 30
     PostgresStorage(journal).close()
     run(
@@ -345,6 +347,7 @@ def test_a_waiter_polls_when_no_notification_comes(
 
 
 def test_a_wait_ends_at_its_timeout(schema: str) -> None:
+    """With nothing appended, a wait returns the head at its timeout."""
     storage = PostgresStorage(url(schema))
     try:
         began = time.monotonic()
