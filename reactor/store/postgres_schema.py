@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMA_VERSION = 1
+# Every statement here looks rows up by key or range. Plans: generic (planning the write
+# statement each time cost a third of a lone append: 1.8k -> 2.7k appends/s), and by index,
+# never by scanning a table whole: a plan made while a table was small is kept (prepared
+# statements) until the next ANALYZE, and would scan it whole once it is big (decided
+# batches of 256 went from 5 to 85 ms as a new journal grew, whatever plan_cache_mode).
+# No JIT: it would compile such plans for their cost with seq scans off (200 ms an append).
+PLANS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off"
 OPTIONS = ("schema", "pool_size", "connect_timeout", "application_name", "sslmode")
 SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 # Keys and names sort and compare byte-wise (COLLATE "C"), as the other backends do,
@@ -230,9 +237,7 @@ class Target:
             conninfo=f"postgresql://{parts.netloc}{parts.path}",
             connect={
                 "autocommit": True,
-                # Generic plans: our statements gain nothing from planning each time (measured:
-                # 1.4k -> 2.2k appends/s one per batch, perf/postgres.py).
-                "options": f"-c search_path={schema} -c plan_cache_mode=force_generic_plan",
+                "options": f"-c search_path={schema} {PLANS}",
                 "connect_timeout": max(2, round(timeout)),  # libpq's minimum
                 "application_name": "reactor",
                 **options,
