@@ -11,6 +11,7 @@ SCENARIOS = {
     "faults": "perf.faults",
     "shop": "perf.shop",
     "metrics": "perf.metrics",
+    "postgres": "perf.postgres",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.errors import StorageError
-from reactor.store import Access, MemoryStorage, register_backend
+from reactor.store import MemoryStorage, register_backend
+from reactor.store.base import Access
 
 
 class FaultyStorage(MemoryStorage):

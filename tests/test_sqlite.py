@@ -68,14 +68,18 @@ def test_relative_paths_and_reopening(tmp_path: Path, monkeypatch: pytest.Monkey
     ("url", "message"),
     [
         (
-            "postgres://x",
-            r"unknown store URL 'postgres://x': expected one of .*memory://, sqlite://",
+            "mysql://x",
+            r"unknown store URL 'mysql://x': expected one of .*memory://, postgres://, "
+            r"postgresql://, sqlite://",
         ),
         ("bank.db", "unknown store URL 'bank.db'"),
         ("sqlite://bank.db", "sqlite URL needs three slashes and a path"),
         ("sqlite:///x.db?synchronus=FULL", r"unknown sqlite option\(s\) \['synchronus'\]"),
         ("sqlite:///x.db?synchronous=SOMETIMES", "synchronous must be one of OFF, NORMAL, FULL"),
-        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout must be a finite number of seconds >= 0, got 'soon'"),
+        (
+            "sqlite:///x.db?busy_timeout=soon",
+            "busy_timeout must be a finite number of seconds >= 0, got 'soon'",
+        ),
         ("memory://somewhere", "memory:// takes no path or options"),
     ],
 )

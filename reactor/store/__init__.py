@@ -10,12 +10,11 @@ import math
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
-import attrs
-
 from reactor.codec import MAX_EVENT_BYTES, Codec
 from reactor.errors import StorageError
 from reactor.registry import Registry
 from reactor.store.base import (
+    Access,
     Append,
     AppendOutcome,
     Checkpoint,
@@ -29,6 +28,7 @@ from reactor.store.base import (
 )
 from reactor.store.event_store import EventStore
 from reactor.store.memory import MemoryStorage
+from reactor.store.postgres import open_postgres
 from reactor.store.sqlite import SQLiteStorage
 
 __all__ = [
@@ -50,14 +50,6 @@ __all__ = [
     "open_store",
     "register_backend",
 ]
-
-
-@attrs.frozen
-class Access:
-    """How a store is opened: may it create the journal, must it only read?"""
-
-    create: bool = True
-    readonly: bool = False
 
 
 Opener = Callable[[str, dict[str, str], Access], Storage]
@@ -98,6 +90,7 @@ def _open_sqlite(rest: str, options: dict[str, str], access: Access) -> Storage:
 
 
 _BACKENDS: dict[str, Opener] = {"memory": _open_memory, "sqlite": _open_sqlite}
+_BACKENDS.update(postgresql=open_postgres, postgres=open_postgres)  # psycopg: on first use
 
 
 def register_backend(scheme: str, opener: Opener) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
+import attrs
+
 from reactor.errors import ConcurrencyError, DuplicateEventId, FencedError
 from reactor.store.records import (
     Append,
@@ -25,6 +27,7 @@ from reactor.store.records import (
 )
 
 __all__ = [
+    "Access",
     "Append",
     "AppendOutcome",
     "Checkpoint",
@@ -42,6 +45,14 @@ __all__ = [
     "dead_letter_by_id",
     "stored_at",
 ]
+
+
+@attrs.frozen
+class Access:
+    """How a store is opened: may it create the journal, must it only read?"""
+
+    create: bool = True
+    readonly: bool = False
 
 
 @runtime_checkable

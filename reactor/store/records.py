@@ -6,7 +6,7 @@ letters, leases). Plain values: bytes, ids and numbers, never event classes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -109,6 +109,12 @@ class Snapshot:
     version: int
     state: bytes
 
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> Snapshot:
+        """A stored row in field order (stream id, seq, type, version, state)."""
+        stream_id, seq, type_, version, state = row
+        return cls(stream_id=stream_id, seq=seq, type=type_, version=version, state=state)
+
 
 @attrs.frozen(kw_only=True)
 class CommandRecord:
@@ -121,6 +127,18 @@ class CommandRecord:
     version: int
     count: int
     position: int
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> CommandRecord:
+        """A stored row in field order (command id, stream id, version, count, position)."""
+        command_id, stream_id, version, count, position = row
+        return cls(
+            command_id=command_id,
+            stream_id=stream_id,
+            version=version,
+            count=count,
+            position=position,
+        )
 
     @classmethod
     def of(

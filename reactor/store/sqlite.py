@@ -33,7 +33,6 @@ from reactor.store.sqlite_schema import (
     SCHEMA_VERSION,
     SELECT_EVENT,
     UPGRADES,
-    command_record,
     stored_event,
 )
 
@@ -281,7 +280,7 @@ class SQLiteStorage(Records):
 
     def find_command(self, command_id: str) -> CommandRecord | None:
         rows = self._query("SELECT * FROM commands WHERE command_id = ?", (command_id,))
-        return command_record(rows[0]) if rows else None
+        return CommandRecord.of_row(rows[0]) if rows else None
 
     def wait_for_append(self, after: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout

@@ -26,7 +26,6 @@ from reactor.store.base import (
 from reactor.store.sqlite_schema import (
     INSERT_EVENT,
     SELECT_EVENT,
-    command_record,
     load_lease,
     stored_event,
     write_checkpoints,
@@ -76,7 +75,7 @@ class Batch:
             for row in self.db.execute(
                 f"SELECT * FROM commands WHERE command_id IN ({marks(chunk)})", chunk
             ):
-                self.commands[row[0]] = command_record(row)
+                self.commands[row[0]] = CommandRecord.of_row(row)
         for fence in _fences(appends):
             if fence.lease not in self.leases:
                 self.leases[fence.lease] = load_lease(self.db, fence.lease)

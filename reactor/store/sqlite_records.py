@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from reactor.store.base import Checkpoint, DeadLetterRecord, Lease, Snapshot
-from reactor.store.sqlite_schema import fence_holds, load_lease, snapshot, write_checkpoints
+from reactor.store.sqlite_schema import fence_holds, load_lease, write_checkpoints
 
 
 class _Transaction(Protocol):
@@ -49,7 +49,7 @@ class Records:
         rows = self._query(
             "SELECT stream, seq, type, version, state FROM snapshots WHERE stream = ?", (stream_id,)
         )
-        return snapshot(rows[0]) if rows else None
+        return Snapshot.of_row(rows[0]) if rows else None
 
     def save_dead_letter(self, letter: DeadLetterRecord) -> None:
         with self._transaction() as db:

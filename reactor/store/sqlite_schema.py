@@ -10,10 +10,8 @@ from typing import Any
 
 from reactor.store.base import (
     Checkpoint,
-    CommandRecord,
     Fence,
     Lease,
-    Snapshot,
     StoredEvent,
     check_fence,
 )
@@ -87,20 +85,6 @@ stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no 
 SAVE_CHECKPOINT = (
     "INSERT OR REPLACE INTO checkpoints (name, position, state, timestamp) VALUES (?, ?, ?, ?)"
 )
-
-
-def command_record(row: Sequence[Any]) -> CommandRecord:
-    """A row of `commands` (command_id, stream, version, count, position)."""
-    command_id, stream_id, version, count, position = row
-    return CommandRecord(
-        command_id=command_id, stream_id=stream_id, version=version, count=count, position=position
-    )
-
-
-def snapshot(row: Sequence[Any]) -> Snapshot:
-    """A row of `snapshots` read as (stream, seq, type, version, state)."""
-    stream_id, seq, type_, version, state = row
-    return Snapshot(stream_id=stream_id, seq=seq, type=type_, version=version, state=state)
 
 
 def load_lease(db: sqlite3.Connection, name: str) -> Lease | None:
