@@ -15,10 +15,12 @@ import enum
 import logging
 from typing import Any, cast
 
+import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
+    CheckOrders,
     DeadLetterOrder,
     DeadlineDue,
     Deliver,
@@ -48,6 +50,7 @@ from reactor.store.event_store import EventStore
 
 log = logging.getLogger(__name__)
 PAGE = 500  # events read from the journal per turn while pulling
+ORDERS_EVERY = 1.0  # seconds between looks for operators' orders, while there are letters
 
 
 class Mode(enum.Enum):
@@ -132,6 +135,7 @@ class ConsumerActor(PooledActor):
                 if self.spec.durable and cp.state is not None:
                     self._load(cp.state)
         self.sequencer.reset(self.store.dead_letters(self.spec.label))
+        self._check_orders_later()
         saga = self.saga
         if saga is not None:  # its deadlines (those due while stopped fire now)
             saga.rearm()
@@ -201,6 +205,10 @@ class ConsumerActor(PooledActor):
             self._release_queries()
         elif isinstance(message, DeadLetterOrder):
             self._order(message)
+        elif isinstance(message, CheckOrders):
+            self._carry_out_stored_orders()
+            self._save()
+            self._check_orders_later()
         elif isinstance(message, Sync):
             message.reply.set(self.position)
         else:
@@ -223,9 +231,7 @@ class ConsumerActor(PooledActor):
 
     def _go_live(self) -> None:
         self._read()  # what was committed before the router's first push
-        for stored in self.store.dead_letters(self.spec.label):  # orders an operator left
-            if stored.request:
-                self._carry_out(stored, stored.request)
+        self._carry_out_stored_orders()
         self.mode = Mode.LIVE
         stashed, self.stash = self.stash, []
         for deliver in stashed:
@@ -315,12 +321,23 @@ class ConsumerActor(PooledActor):
             message.reply.set(delivered)
         self._save()
 
-    def _carry_out(self, letter: DeadLetterRecord, order: str) -> None:
-        """An order found in the store: carried out, its failure logged (nobody waits)."""
-        try:
-            self.sequencer.carry_out(self.sequencer.letter(letter.id), order)
-        except Exception as e:
-            log.error("%s: %s of dead letter %s failed: %r", self, order, letter.id, e)
+    def _carry_out_stored_orders(self) -> None:
+        """Orders an operator left in the store: carried out, a failure logged (nobody
+        waits; the order is cleared, the letter stays with one attempt more)."""
+        if not self.sequencer.letters:
+            return
+        for stored in self.store.dead_letters(self.spec.label):
+            held = self.sequencer.letters.get(stored.stream_id)
+            if not stored.request or held is None or held.id != stored.id:
+                continue
+            try:
+                self.sequencer.carry_out(attrs.evolve(held, request=stored.request), stored.request)
+            except Exception as e:
+                log.error("%s: %s of dead letter %s failed: %r", self, stored.request, stored.id, e)
+
+    def _check_orders_later(self) -> None:
+        if self.sequencer.letters:
+            self.timers.tell(ORDERS_EVERY, self.actor_ref, CheckOrders())
 
     def _clear_order(self, letter: DeadLetterRecord) -> None:
         tell(self.journal, OrderDeadLetter(letter.id, "", letter.request))

@@ -196,6 +196,12 @@ class Detached:
 
 
 @attrs.frozen
+class CheckOrders:
+    """To a consumer from the scheduler: carry out dead-letter orders an operator left in
+    the store (`reactor dlq redrive`), while it has dead letters."""
+
+
+@attrs.frozen
 class Pull:
     """To a consumer from itself: read the next page of the journal after your position."""
 
