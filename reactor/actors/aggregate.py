@@ -18,6 +18,7 @@ from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, 
 from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import (
     ConcurrencyError,
+    DecodeError,
     EncodeError,
     ReactorError,
     RuntimeStopped,
@@ -106,6 +107,14 @@ class AggregateActor(PooledActor):
 
     def _catch_up(self) -> None:
         for env in self.host.store.read_stream(self.stream_id, self.version + 1):
+            if env.seq != self.version + 1:  # a deleted row, or one whose seq is corrupt
+                raise DecodeError(
+                    f"seq {self.version + 1} is missing (the next stored is seq {env.seq}): "
+                    "the stream cannot be rebuilt without it",
+                    stream_id=self.stream_id,
+                    seq=env.seq,
+                    position=env.position,
+                )
             self._apply(env)
 
     def _apply(self, env: Envelope) -> None:
