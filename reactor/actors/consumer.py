@@ -92,6 +92,7 @@ class ConsumerActor(PooledActor):
         self.mode = Mode.PULLING
         self.stash: list[Deliver] = []  # pushed while subscribing
         self.waiting_queries: list[Query] = []
+        self.checking_orders = False  # a CheckOrders is scheduled
         self.sequencer = Sequencer(
             spec.label,
             spec.retry or retry,
@@ -99,7 +100,7 @@ class ConsumerActor(PooledActor):
                 run=self._run,
                 schedule_retry=self._schedule_retry,
                 read=store.at,
-                save_letter=lambda letter: tell(journal, SaveDeadLetter(letter)),
+                save_letter=self._save_letter,
                 clear_order=self._clear_order,
                 drop_letter=lambda letter: tell(journal, DropDeadLetter(letter.id)),
             ),
@@ -206,6 +207,7 @@ class ConsumerActor(PooledActor):
         elif isinstance(message, DeadLetterOrder):
             self._order(message)
         elif isinstance(message, CheckOrders):
+            self.checking_orders = False
             self._carry_out_stored_orders()
             self._save()
             self._check_orders_later()
@@ -336,8 +338,13 @@ class ConsumerActor(PooledActor):
                 log.error("%s: %s of dead letter %s failed: %r", self, stored.request, stored.id, e)
 
     def _check_orders_later(self) -> None:
-        if self.sequencer.letters:
+        if self.sequencer.letters and not self.checking_orders:
+            self.checking_orders = True
             self.timers.tell(ORDERS_EVERY, self.actor_ref, CheckOrders())
+
+    def _save_letter(self, letter: DeadLetterRecord) -> None:
+        tell(self.journal, SaveDeadLetter(letter))
+        self._check_orders_later()
 
     def _clear_order(self, letter: DeadLetterRecord) -> None:
         tell(self.journal, OrderDeadLetter(letter.id, "", letter.request))
