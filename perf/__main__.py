@@ -10,6 +10,7 @@ SCENARIOS = {
     "runtime": "perf.runtime",
     "faults": "perf.faults",
     "shop": "perf.shop",
+    "backpressure": "perf.backpressure",
     "metrics": "perf.metrics",
     "postgres": "perf.postgres",
 }

@@ -93,6 +93,7 @@ class ConsumerActor(PooledActor):
         self.stash: list[Deliver] = []  # pushed while subscribing
         self.waiting_queries: list[Query] = []
         self.checking_orders = False  # a CheckOrders is scheduled
+        self.went_live = False  # (a consumer detached later leaves its lag to the next start)
         self.sequencer = Sequencer(
             spec.label,
             spec.retry or retry,
@@ -155,7 +156,7 @@ class ConsumerActor(PooledActor):
         self.on_start()
 
     def on_stop(self) -> None:
-        if self.mode is not Mode.LIVE:  # stopped before going live: what is committed is ours
+        if not self.went_live:  # stopped before its first hand-over: what is committed is ours
             self._read()
         for query in self.waiting_queries:
             query.reply.fail(RuntimeStopped(f"{self} stopped before answering"))
@@ -234,7 +235,7 @@ class ConsumerActor(PooledActor):
     def _go_live(self) -> None:
         self._read()  # what was committed before the router's first push
         self._carry_out_stored_orders()
-        self.mode = Mode.LIVE
+        self.mode, self.went_live = Mode.LIVE, True
         stashed, self.stash = self.stash, []
         for deliver in stashed:
             self._deliver(deliver)
