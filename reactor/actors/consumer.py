@@ -21,6 +21,7 @@ from pykka import ActorDeadError, ActorRef
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
     CheckOrders,
+    Committed,
     DeadLetterOrder,
     DeadlineDue,
     Deliver,
@@ -260,17 +261,20 @@ class ConsumerActor(PooledActor):
                     count += 1
                 return count
             except (DecodeError, UnknownEventType) as e:
-                log.error("%s: %s", self, e)
-                self.progress.position = e.position
-                self.sequencer.dead_letter(e.position, e.stream_id, e, 1)
+                self._take(e)
                 count += 1
                 if limit is not None and count >= limit:
                     return count
 
-    def _take(self, env: Envelope) -> None:
-        """Own the event at `env.position` (the position only moves forward)."""
+    def _take(self, env: Committed) -> None:
+        """Own the event at `env.position` (the position only moves forward); one this
+        process cannot decode becomes a dead letter."""
         self.progress.position = env.position
-        self.sequencer.take(env)
+        if isinstance(env, Envelope):
+            self.sequencer.take(env)
+        else:
+            log.error("%s: %s", self, env)
+            self.sequencer.dead_letter(env.position, env.stream_id, env, 1)
 
     def _run(self, env: Envelope) -> None:
         handlers = self.spec.handlers

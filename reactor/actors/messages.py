@@ -17,11 +17,17 @@ from typing import Any, NamedTuple
 import attrs
 from pykka import ActorRef
 
-from reactor.errors import Timeout
+from reactor.errors import DecodeError, Timeout, UnknownEventType
 from reactor.events import Envelope
 from reactor.store.base import Append, AppendOutcome, Checkpoint, DeadLetterRecord, Snapshot
 
 log = logging.getLogger(__name__)
+
+
+# What the journal publishes: an envelope, or the error of a row another process stored that
+# cannot be decoded here (it names the row's type, stream and position; its consumers
+# dead-letter it).
+Committed = Envelope | DecodeError | UnknownEventType
 
 
 class Reply:
@@ -142,6 +148,12 @@ class SaveCheckpoint:
 
 
 @attrs.frozen
+class Tail:
+    """To the journal, from the tailer: other processes may have appended; publish what is
+    stored beyond what you published."""
+
+
+@attrs.frozen
 class SaveSnapshot:
     """To the journal: keep `snapshot` as its stream's latest."""
 
@@ -152,7 +164,7 @@ class SaveSnapshot:
 class Publish:
     """From the journal to the router: committed envelopes, in position order."""
 
-    envelopes: tuple[Envelope, ...]
+    envelopes: tuple[Committed, ...]
 
 
 class Progress:
@@ -210,7 +222,7 @@ class Pull:
 class Deliver:
     """From the router: committed envelopes of your types, in position order."""
 
-    envelopes: tuple[Envelope, ...]
+    envelopes: tuple[Committed, ...]
 
 
 @attrs.frozen

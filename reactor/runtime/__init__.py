@@ -26,6 +26,8 @@ class Runtime(Sending, Reading, Operating):
     `subscriber_workers` (threads for subscriber functions), `retry` (the RetryPolicy of
     projections and subscribers that declare none), `backlog` (pushed events a consumer
     may have waiting before it reads the journal itself instead), `max_event_bytes` (the
-    largest encoded event). A wrong value is a `ValueError` naming the option.
+    largest encoded event), `lease_ttl` (on a shared journal: seconds a process holds a
+    single-active consumer without renewing). A wrong value is a `ValueError` naming the
+    option.
     Use it as a context manager, or call `start()` and `stop()`.
     """

@@ -42,6 +42,7 @@ class RuntimeCore:
         subscriber_workers: int = 2,
         retry: RetryPolicy | None = None,
         backlog: int = 10_000,
+        lease_ttl: float = 5.0,
         max_event_bytes: int | None = MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(url, str):
@@ -58,6 +59,7 @@ class RuntimeCore:
             subscriber_workers=subscriber_workers,
             retry=retry if retry is not None else RetryPolicy(),
             backlog=backlog,
+            lease_ttl=lease_ttl,
             max_event_bytes=max_event_bytes,
         )
         self.timeout = timeout
@@ -128,10 +130,11 @@ class RuntimeCore:
             self._state = "stopping"
             parts = self._parts
         try:
+            self._consumers.halt()
             parts.stop_actors(self._consumers.stop, timeout)
         finally:
-            parts.shutdown(timeout)
             self._consumers.clear()
+            parts.shutdown(timeout)
             self._state = "stopped"
 
     def _timeout(self, timeout: float | None) -> float:

@@ -24,6 +24,7 @@ class Health:
     failures: dict[str, int] = attrs.field(factory=dict)  # per supervisor
     dead_letters: int = 0
     stopped: dict[str, str] = attrs.field(factory=dict)  # consumers given up on: why
+    standby: list[str] = attrs.field(factory=list)  # waiting for another process's lease
 
     def lag(self) -> dict[str, int]:
         """How many positions each consumer is behind the journal's head."""
@@ -44,4 +45,9 @@ def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) 
         failures={s.name: s.failures for s in parts.tree.supervisors()},
         dead_letters=len(parts.store.dead_letters()),
         stopped={n: why for s in parts.tree.supervisors() for n, why in s.retired.items()},
+        standby=sorted(
+            launch.spec.label
+            for launch in list(consumers.standby.values())
+            if launch.spec.name not in consumers.running
+        ),
     )
