@@ -67,14 +67,16 @@ class ConcurrencyContract:
 
         def work(n: int) -> None:
             if n < THREADS:  # a writer: its own stream, some batches of two
-                i = 0
-                while i < per_writer:
-                    count = 2 if i % 3 == 0 and i + 1 < per_writer else 1
-                    records = [rec(f"w{n}-{i + k}") for k in range(count)]
-                    storage.append(f"S-{n}", records, i)
-                    i += count
-                with count_lock:
-                    finished[0] += 1
+                try:
+                    i = 0
+                    while i < per_writer:
+                        count = 2 if i % 3 == 0 and i + 1 < per_writer else 1
+                        records = [rec(f"w{n}-{i + k}") for k in range(count)]
+                        storage.append(f"S-{n}", records, i)
+                        i += count
+                finally:
+                    with count_lock:
+                        finished[0] += 1
                 return
             mine, last = seen[n - THREADS], False
             while not last:  # tail while writers write, then once more after all are done
