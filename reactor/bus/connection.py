@@ -141,7 +141,7 @@ class Connection:
         self._tried.set()
 
     async def _disconnected(self) -> None:
-        if self.up.is_set():
+        if self.up.is_set() and not self._client.is_closed:
             log.warning("bus %s: disconnected from NATS at %s", self.name, self.url)
         self.up.clear()
         self._down.set()
@@ -183,6 +183,7 @@ class Connection:
         for task in rest:  # the client's own, if a cancelled connect left any
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
+        await asyncio.get_running_loop().shutdown_default_executor()  # name lookups ran there
 
 
 def _settle(future: asyncio.Future[T], value: T) -> None:
