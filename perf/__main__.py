@@ -12,6 +12,7 @@ SCENARIOS = {
     "shop": "perf.shop",
     "metrics": "perf.metrics",
     "postgres": "perf.postgres",
+    "bus": "perf.bus",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

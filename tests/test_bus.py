@@ -29,6 +29,8 @@ from tests.test_bus_support import (
     of_type,
     on_nats,
     services,
+    stream_of,
+    subject_of,
 )
 
 pytestmark = needs_nats
@@ -64,9 +66,9 @@ def test_an_exported_event_arrives_with_its_lineage_and_the_answer_comes_back(
         assert answer.metadata["source"] == b
         health = rt_b.health().bus
         assert health is not None and health.connected and health.imported == 1
-        assert health.sources == (f"REACTOR_{a}",)
-    subjects = on_nats(lambda js: _subjects(js, f"REACTOR_{a}"))
-    assert subjects == {f"reactor.{a}.bustest.Asked": 1}
+        assert health.sources == (stream_of(a),)
+    subjects = on_nats(lambda js: _subjects(js, stream_of(a)))
+    assert subjects == {subject_of(a, "bustest.Asked"): 1}
 
 
 async def _subjects(js: Any, stream: str) -> dict[str, int]:
@@ -107,7 +109,7 @@ def test_a_redelivery_stores_nothing_and_acts_once(
             assert wait_for(lambda: len(of_type(rt_a, Answered)) == 20, 30)
             durable = rt_b._bus.config.durable if rt_b._bus else ""
             head = rt_b.store.last_position()
-        on_nats(lambda js: js.delete_consumer(f"REACTOR_{a}", durable))
+        on_nats(lambda js: js.delete_consumer(stream_of(a), durable))
         with answerer(url_b, b) as rt_b:
             assert wait_for(lambda: _redelivered(rt_b) == 20, 30)
             assert rt_b.store.last_position() == head
@@ -136,7 +138,7 @@ def test_a_republish_is_dropped_by_jetstream(
     store.close()
     with Runtime(url, service=a, bus=NATS_URL) as rt:
         assert wait_for(lambda: _exported(rt) == (10, 0), 30)
-    assert on_nats(lambda js: _subjects(js, f"REACTOR_{a}")) == {f"reactor.{a}.bustest.Asked": 10}
+    assert on_nats(lambda js: _subjects(js, stream_of(a))) == {subject_of(a, "bustest.Asked"): 10}
 
 
 def _exported(rt: Runtime) -> tuple[int, int]:
@@ -153,7 +155,7 @@ def test_undecodable_messages_are_dead_lettered_and_do_not_block(
     shows them."""
     a, b = services("a"), services("b")
     url_b = f"sqlite:///{tmp_path}/b.db"
-    subject = f"reactor.{a}.bustest.Asked"
+    subject = subject_of(a, "bustest.Asked")
     good = {"Nats-Msg-Id": "x", "Reactor-Type": "bustest.Asked", "Reactor-Version": "1"}
     good |= {"Reactor-Service": a, "Reactor-Stream": "S"}
     bad: list[tuple[dict[str, str] | None, bytes]] = [
@@ -177,7 +179,7 @@ def test_undecodable_messages_are_dead_lettered_and_do_not_block(
         assert wait_for(lambda: len(rt_b.dead_letters("bus:inbox")) == 4, 10)
         letters = rt_b.dead_letters("bus:inbox")
         assert [d.envelope.event.sequence for d in letters if d.envelope] == [1, 2, 3, 4]
-        assert all(f"{subject} (stream REACTOR_{a}, seq " in d.error for d in letters)
+        assert all(f"{subject} (stream {stream_of(a)}, seq " in d.error for d in letters)
         assert "header(s) Nats-Msg-Id" in letters[0].error
         assert "'bustest.Nope'" in letters[1].error
         assert "version 9" in letters[2].error

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from reactor import Runtime
 from reactor.bus import bus_config
-from reactor.bus.config import local_stream, subject_of
+from reactor.bus.config import local_stream, type_tokens
 from reactor.bus.wire import Incoming, WireError, headers
 from reactor.registry import default_registry
 from reactor.store.base import StoredEvent
@@ -47,7 +47,19 @@ def test_a_bus_url_must_be_a_nats_url(bus: object) -> None:
 
 def test_several_servers_and_tls_are_urls() -> None:
     config = bus_config("s", "nats://a:4222, tls://b:4443", [], default_registry)
-    assert config is not None and config.url == "nats://a:4222, tls://b:4443"
+    assert config is not None and config.servers == ("nats://a:4222", "tls://b:4443")
+    assert config.namespace == ""
+
+
+def test_a_path_names_a_bus_of_its_own() -> None:
+    """The same path on every server names the bus: its streams and subjects."""
+    config = bus_config("pay", "nats://a:4222/shop-1,nats://b:4222/shop-1/", [], default_registry)
+    assert config is not None and config.servers == ("nats://a:4222", "nats://b:4222")
+    assert (config.namespace, config.stream) == ("shop-1", "REACTOR-shop-1_pay")
+    assert config.subject("shop.Paid") == "reactor-shop-1.pay.shop.Paid"
+    for bus in ("nats://a:4222/x,nats://b:4222/y", "nats://a:4222/a/b", "nats://a:4222/a.b"):
+        with pytest.raises(ValueError, match="a path names a bus"):
+            Runtime("memory://", service="s", bus=bus)
 
 
 def test_imports_are_integration_events_by_class_or_name() -> None:
@@ -73,7 +85,9 @@ def test_the_names_on_nats() -> None:
     assert config is not None
     assert config.stream == "REACTOR_pay-1"
     assert config.subject("shop.OrderPlaced") == "reactor.pay-1.shop.OrderPlaced"
-    assert subject_of("s", "odd name>*..x") == "reactor.s.odd_name__._.x"
+    assert config.subject("shop.Paid", "orders") == "reactor.orders.shop.Paid"
+    assert config.subjects_of("orders") == "reactor.orders.>"
+    assert type_tokens("odd name>*..x") == "odd_name__._.x"
     assert re.fullmatch(r"pay-1-[0-9a-f]{8}", config.durable)
     other = bus_config("pay-1", BUS, [Asked, Answered], default_registry)
     assert other is not None and other.durable != config.durable

@@ -34,6 +34,7 @@ from tests.test_bus_support import (
     needs_nats,
     of_type,
     services,
+    stream_of,
 )
 
 pytestmark = needs_nats
@@ -171,7 +172,7 @@ def test_random_kills_of_either_service_lose_nothing_and_act_once(
         try:
             _exchange_settles(folder, names)
         finally:
-            delete_streams([f"REACTOR_{n}" for n in names.values()])
+            delete_streams([stream_of(n) for n in names.values()])
 
 
 _ROLES = {"a": "asker", "b": "answerer"}

@@ -25,7 +25,8 @@ from nats.js.errors import NotFoundError
 
 from reactor import Aggregate, Runtime, Saga, applies, command, event, handles, on
 
-NATS_URL = "nats://127.0.0.1:4222"
+BUS = f"t{uuid.uuid4().hex[:8]}"  # this test run's own bus on the server
+NATS_URL = f"nats://127.0.0.1:4222/{BUS}"
 
 
 def nats_up() -> bool:
@@ -140,11 +141,20 @@ def of_type(rt: Runtime, cls: type) -> list[Any]:
 # -- NATS ----------------------------------------------------------------------------------
 
 
+def stream_of(service: str) -> str:
+    """The JetStream stream of a service on this run's bus."""
+    return f"REACTOR-{BUS}_{service}"
+
+
+def subject_of(service: str, type_name: str) -> str:
+    return f"reactor-{BUS}.{service}.{type_name}"
+
+
 def on_nats(work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:
     """Run `work(js)` on a connection of its own (a test's look behind the runtime)."""
 
     async def run() -> Any:
-        nc = await nats.connect(NATS_URL)
+        nc = await nats.connect("nats://127.0.0.1:4222")
         try:
             return await work(nc.jetstream())
         finally:
@@ -174,7 +184,7 @@ def services() -> Iterator[Callable[[str], str]]:
 
     yield name
     if nats_up():
-        delete_streams([f"REACTOR_{s}" for s in made])
+        delete_streams([stream_of(s) for s in made])
 
 
 # -- a TCP proxy in front of NATS ----------------------------------------------------------
@@ -192,7 +202,7 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://127.0.0.1:{self.port}/{BUS}"
 
     def start(self) -> Proxy:
         listener = socket.socket()

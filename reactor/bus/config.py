@@ -9,6 +9,10 @@ Names on NATS JetStream (one stream per exporting service):
 - durable pull consumer of an importing service on each exporter's stream
   `<service>-<8 hex digits naming its set of imported types>`;
 - an imported event lands in the local stream `<source service>/<source stream id>`.
+
+A path in the URL names a bus of its own on the same server (`nats://host:4222/shop`): its
+streams are `REACTOR-shop_<service>`, its subjects `reactor-shop.<service>.<type name>`,
+and its services see only each other (a path per system, or per test run).
 """
 
 from __future__ import annotations
@@ -24,23 +28,31 @@ import attrs
 from reactor.registry import Registry, qualified_name
 
 SERVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a JetStream stream name may hold
+NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _NOT_IN_TOKEN = re.compile(r"[^A-Za-z0-9_\-.]")  # what a subject token may not hold
 SCHEMES = ("nats", "tls")
 
 
 @attrs.frozen(kw_only=True)
 class BusConfig:
-    """This runtime's service on the bus: `service`, the NATS `url` and the type names it
-    imports from other services."""
+    """This runtime's service on the bus: `service`, the `url` as given, its `servers`
+    (without the path), the `namespace` (the path, "" for none) and the imported types."""
 
     service: str
     url: str
+    servers: tuple[str, ...]
+    namespace: str = ""
     imports: frozenset[str] = frozenset()
+
+    @property
+    def root(self) -> str:
+        """The first token of every subject on this bus."""
+        return f"reactor-{self.namespace}" if self.namespace else "reactor"
 
     @property
     def stream(self) -> str:
         """The JetStream stream this service exports to."""
-        return stream_of(self.service)
+        return self.stream_of(self.service)
 
     @property
     def durable(self) -> str:
@@ -49,19 +61,17 @@ class BusConfig:
         digest = hashlib.sha256("\n".join(sorted(self.imports)).encode()).hexdigest()
         return f"{self.service}-{digest[:8]}"
 
-    def subject(self, type_name: str) -> str:
-        """The subject this service exports events of `type_name` on."""
-        return subject_of(self.service, type_name)
+    def stream_of(self, service: str) -> str:
+        """The JetStream stream of an exporting service on this bus."""
+        return f"REACTOR-{self.namespace}_{service}" if self.namespace else f"REACTOR_{service}"
 
+    def subjects_of(self, service: str) -> str:
+        """The subjects of a service's stream."""
+        return f"{self.root}.{service}.>"
 
-def stream_of(service: str) -> str:
-    """The JetStream stream of an exporting service."""
-    return f"REACTOR_{service}"
-
-
-def subject_of(service: str, type_name: str) -> str:
-    """`reactor.<service>.<type name>`, with each token of the type name made legal."""
-    return f"reactor.{service}.{type_tokens(type_name)}"
+    def subject(self, type_name: str, service: str | None = None) -> str:
+        """The subject events of `type_name` are exported on (by this or another service)."""
+        return f"{self.root}.{service or self.service}.{type_tokens(type_name)}"
 
 
 def type_tokens(type_name: str) -> str:
@@ -100,16 +110,18 @@ def bus_config(
             f"Runtime(service=...) must be 1 to 64 letters, digits, '_' or '-' (it names a "
             f"NATS stream), got {service!r}"
         )
-    _check_url(bus)
+    servers, namespace = _servers(bus)
     if importlib.util.find_spec("nats") is None:
         raise ValueError("Runtime(bus=...) needs nats-py: pip install 'reactor-actors[nats]'")
     names = frozenset(_imported(entry, registry) for entry in wanted)
-    return BusConfig(service=service, url=bus, imports=names)
+    return BusConfig(service=service, url=bus, servers=servers, namespace=namespace, imports=names)
 
 
-def _check_url(bus: object) -> None:
+def _servers(bus: object) -> tuple[tuple[str, ...], str]:
+    """The server URLs of `bus` without their path, and the path (the namespace)."""
     if not isinstance(bus, str):
         raise ValueError(f"Runtime(bus=...) must be a NATS URL string, got {bus!r}")
+    servers, paths = [], set()
     for server in bus.split(","):
         try:
             parts = urlsplit(server.strip())
@@ -121,6 +133,15 @@ def _check_url(bus: object) -> None:
                 f"Runtime(bus={bus!r}): {server.strip()!r} is not a NATS URL; write it as "
                 "nats://host:4222 (or tls://host:4222; several separated by commas)"
             )
+        servers.append(parts._replace(path="", query="", fragment="").geturl())
+        paths.add(parts.path.strip("/"))
+    namespace = paths.pop() if len(paths) == 1 else None
+    if namespace is None or (namespace and not NAMESPACE.fullmatch(namespace)):
+        raise ValueError(
+            f"Runtime(bus={bus!r}): a path names a bus of its own on the server: 1 to 32 "
+            "letters, digits, '_' or '-', the same for every server"
+        )
+    return tuple(servers), namespace
 
 
 def _imported(entry: type | str, registry: Registry) -> str:

@@ -34,8 +34,9 @@ class Connection:
     """One nats-py client on an event loop thread. Thread-safe: `call` and `spawn` may be
     used from any thread but the loop's own."""
 
-    def __init__(self, url: str, name: str) -> None:
-        self.url, self.name = url, name
+    def __init__(self, servers: tuple[str, ...], name: str) -> None:
+        self.servers, self.name = servers, name
+        self.url = ", ".join(servers)
         self.up = threading.Event()  # connected, and set up since
         self.error: str | None = None  # the last connection error, while not up
         self.on_up: list[Callable[[], Awaitable[None]]] = []  # set-up steps, in order
@@ -49,6 +50,11 @@ class Connection:
         self._tried = threading.Event()  # the first attempt to connect ended, either way
         self._down = asyncio.Event()  # on the loop: set while not up
         self._down.set()
+
+    @property
+    def client(self) -> Client:
+        """The nats-py client (use it on the loop only)."""
+        return self._client
 
     @property
     def js(self) -> JetStreamContext:
@@ -101,7 +107,7 @@ class Connection:
 
     async def _connect(self) -> None:
         await self._client.connect(
-            servers=[s.strip() for s in self.url.split(",")],
+            servers=list(self.servers),
             name=f"reactor {self.name}",
             max_reconnect_attempts=-1,  # the first attempts too: a server down at start
             reconnect_time_wait=1,

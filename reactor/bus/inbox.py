@@ -28,7 +28,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from reactor.actors.messages import Appended
-from reactor.bus.config import BusConfig, local_stream, stream_of, subject_of, type_tokens
+from reactor.bus.config import SERVICE, BusConfig, local_stream, type_tokens
 from reactor.bus.connection import Connection
 from reactor.bus.wire import KEPT, TYPE, Incoming, Undeliverable, WireError
 from reactor.errors import DecodeError, DuplicateEventId, ReactorError, UnknownEventType
@@ -37,7 +37,7 @@ from reactor.store.base import DeadLetterRecord
 from reactor.store.event_store import EventStore
 
 log = logging.getLogger(__name__)
-FETCH = 256  # messages per pull
+FETCH = 500  # messages per pull
 FETCH_WAIT = 1.0  # seconds a pull waits for a first message
 DISCOVER_EVERY = 1.0  # seconds between looks for exporters
 ACK_WAIT = 30.0  # seconds before JetStream sends an unacknowledged message again
@@ -94,24 +94,22 @@ class Inbox:
                     log.warning("bus %s: looking for exporters failed: %r", self.config.service, e)
 
     async def discover(self) -> None:
-        """Pull from each exporter's stream that holds an imported type (once)."""
-        js = self.conn.js
+        """Pull from each exporter's stream on this bus that holds an imported type."""
+        js, config = self.conn.js, self.config
         for stream in await self._streams():
-            service = stream.removeprefix("REACTOR_")
-            mine = stream == self.config.stream
-            if mine or stream in self.sources or stream_of(service) != stream:
+            if stream in self.sources or stream == config.stream:
                 continue
-            info = await js.stream_info(stream, subjects_filter=f"reactor.{service}.>")
+            info = await js.stream_info(stream, subjects_filter=f"{config.root}.>")
+            service = _exporter(config, stream, info.config.subjects or [])
             held = set(info.state.subjects or ())
-            if held.isdisjoint(subject_of(service, t) for t in self.config.imports):
-                continue
-            await self._pull_from(js, stream, service)
+            if service and not held.isdisjoint(config.subject(t, service) for t in config.imports):
+                await self._pull_from(js, stream, service)
 
     async def _streams(self) -> list[str]:
-        """The names of the streams on subjects `reactor.>`, every page."""
+        """The names of the streams on this bus's subjects, every page."""
         names: list[str] = []
         while True:
-            request = {"subject": "reactor.>", "offset": len(names)}
+            request = {"subject": f"{self.config.root}.>", "offset": len(names)}
             reply = await self.conn.request("$JS.API.STREAM.NAMES", json.dumps(request))
             page = json.loads(reply)
             names += page.get("streams") or []
@@ -129,7 +127,7 @@ class Inbox:
             ack_wait=ACK_WAIT,
             max_deliver=-1,
             max_ack_pending=FETCH * 4,
-            filter_subject=f"reactor.{service}.>",
+            filter_subject=self.config.subjects_of(service),
         )
         try:
             await js.consumer_info(stream, durable)
@@ -141,7 +139,9 @@ class Inbox:
         self.conn.spawn(self._pull(stream, subscription))
 
     async def _pull(self, stream: str, subscription: JetStreamContext.PullSubscription) -> None:
-        """Pull batches, hand each to the thread, ack what it took in, nak the rest."""
+        """Pull a batch, hand it to the thread, ack what it took in, nak the rest; again.
+        (Pulling the next batch while the thread commits one gained nothing measurable:
+        both hold the GIL most of the time.)"""
         try:
             while True:
                 try:
@@ -259,6 +259,16 @@ class Inbox:
         self.dead_lettered += result.outcome.fresh
         log.error("bus %s: dead-lettered %s: %s", self.config.service, letter_id, error)
         return True
+
+
+def _exporter(config: BusConfig, stream: str, subjects: list[str]) -> str | None:
+    """The service whose stream `stream` is (on subjects `<root>.<service>.>`), or None."""
+    if len(subjects) != 1:
+        return None
+    root, _, service = subjects[0].removesuffix(".>").partition(".")
+    if root != config.root or not SERVICE.fullmatch(service):
+        return None
+    return service if config.stream_of(service) == stream else None
 
 
 async def _quietly(coro: Any) -> None:

@@ -106,7 +106,7 @@ class BusLink:
         from reactor.bus.outbox import Outbox
 
         config = self.config
-        self._conn = conn = Connection(config.url, config.service)
+        self._conn = conn = Connection(config.servers, config.service)
         self._outbox = outbox = Outbox(config, host.store, conn)
         if config.imports:
             self._inbox = Inbox(config, host.store, conn, host._publish_all)

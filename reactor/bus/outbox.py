@@ -13,13 +13,11 @@ its maximum payload) is dead-lettered under `bus:outbox` and passed over.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import logging
 import threading
 import time
-from typing import Any
 
 from nats.errors import MaxPayloadError
 from nats.js.api import RetentionPolicy, StorageType
@@ -27,6 +25,7 @@ from nats.js.errors import NotFoundError
 
 from reactor.bus.config import BusConfig
 from reactor.bus.connection import BusUnavailable, Connection
+from reactor.bus.publisher import Message, Publisher
 from reactor.bus.wire import headers
 from reactor.codec import loads
 from reactor.errors import ReactorError
@@ -39,11 +38,10 @@ HOLD = 10_000  # unconfirmed events held in memory at most; beyond them, only co
 BATCH = 512  # messages published before their acks are awaited
 PAGE = 1_000  # events counted per read while the held ones fill HOLD
 ACK_WAIT = 5.0  # seconds for the acks of a batch
-SAVE_EVERY = 0.2  # seconds between checkpoint saves while publishing (then at rest)
+SAVE_EVERY = 0.2  # seconds between checkpoint saves at most
 IDLE = 0.5  # seconds between looks at the journal when nothing wakes the outbox
 BACKOFF = 0.5  # seconds after a failed batch
 EXPECTED_LAST = "Nats-Expected-Last-Msg-Id"
-Message = tuple[str, bytes, dict[str, str]]
 
 
 class Outbox:
@@ -68,7 +66,10 @@ class Outbox:
         self._thread = threading.Thread(
             target=self._run, name=f"reactor-bus-outbox-{config.service}", daemon=True
         )
+        self._publisher = Publisher(conn)
+        self._subjects: dict[str, str] = {}  # by type name
         conn.on_up.append(self.ensure_stream)
+        conn.on_up.append(self._publisher.listen)
         conn.on_change.append(self.wake.set)
 
     @property
@@ -92,7 +93,7 @@ class Outbox:
         except NotFoundError:
             await js.add_stream(
                 name=self.config.stream,
-                subjects=[f"reactor.{self.config.service}.>"],
+                subjects=[self.config.subjects_of(self.config.service)],
                 description=f"integration events of the reactor service {self.config.service}",
                 storage=StorageType.FILE,
                 retention=RetentionPolicy.LIMITS,
@@ -117,15 +118,14 @@ class Outbox:
                 self._read()
                 if self.held and self.conn.up.is_set():
                     self._publish()
-                    self._save(at_rest=False)
                     continue
-                self._save(at_rest=True)
+                self._save()
             except ReactorError as e:
                 log.error("%s: %s", self.name, e)
                 self._stopping.wait(BACKOFF)
-            self.wake.wait(IDLE)
+            self.wake.wait(IDLE if self.saved == self.confirmed else SAVE_EVERY)
         try:
-            self._save(at_rest=True)
+            self._save(now=True)
         except ReactorError as e:
             log.error("%s: the checkpoint was not saved at stop: %s", self.name, e)
 
@@ -162,7 +162,7 @@ class Outbox:
         batch = list(itertools.islice(self.held, BATCH))
         messages = self._messages(batch)
         try:
-            done, error = self.conn.call(self._send(messages), ACK_WAIT + 5)
+            done, error = self.conn.call(self._publisher.send(messages, ACK_WAIT), ACK_WAIT + 5)
         except BusUnavailable as e:
             done, error = 0, e
         for _ in range(done):
@@ -189,36 +189,12 @@ class Outbox:
             found = headers(self.config.service, stored)
             if previous is not None:
                 found[EXPECTED_LAST] = previous
-            out.append((self.config.subject(stored.type), stored.data, found))
+            subject = self._subjects.get(stored.type)
+            if subject is None:
+                subject = self._subjects[stored.type] = self.config.subject(stored.type)
+            out.append((subject, stored.data, found))
             previous = stored.event_id
         return out
-
-    async def _send(self, messages: list[Message]) -> tuple[int, BaseException | None]:
-        """Publish, then wait for the acks (or a lost connection): how many of the first
-        messages were confirmed in a row, and the error that stopped the rest."""
-        js = self.conn.js
-        futures: list[asyncio.Future[Any]] = []
-        error: BaseException | None = None
-        try:
-            for subject, data, found in messages:
-                futures.append(await js.publish_async(subject, data, headers=found))
-        except Exception as e:  # this message could not be sent (nor those after it)
-            error = e
-        if futures:
-            acks: asyncio.Future[Any] = asyncio.gather(*futures, return_exceptions=True)
-            lost: asyncio.Future[Any] = asyncio.ensure_future(self.conn.down())
-            try:
-                await asyncio.wait(
-                    [acks, lost], timeout=ACK_WAIT, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                lost.cancel()
-        done = next((i for i, f in enumerate(futures) if not _confirmed(f)), len(futures))
-        if done < len(futures):
-            error = _why(futures[done])
-            for future in futures[done:]:
-                future.cancel()
-        return done, (None if done == len(messages) else error)
 
     def _refused(self, stored: StoredEvent, error: BaseException) -> None:
         """Dead-letter an event NATS will never take, and go on with the next."""
@@ -245,24 +221,12 @@ class Outbox:
         )
         self.confirmed = stored.position
 
-    def _save(self, at_rest: bool) -> None:
-        """Save the checkpoint if it moved (while publishing: every SAVE_EVERY seconds)."""
-        now = time.monotonic()
-        if self.confirmed <= self.saved or (not at_rest and now - self._last_save < SAVE_EVERY):
+    def _save(self, now: bool = False) -> None:
+        """Save the checkpoint if it moved, at most every SAVE_EVERY seconds (a crash
+        publishes again what JetStream confirmed since: it drops it)."""
+        at = time.monotonic()
+        if self.confirmed <= self.saved or (not now and at - self._last_save < SAVE_EVERY):
             return
         checkpoint = Checkpoint(name=self.name, position=self.confirmed)
         self.store.commit([Append("", (), None, checkpoint)])
-        self.saved, self._last_save = checkpoint.position, now
-
-
-def _confirmed(future: asyncio.Future[Any]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-def _why(future: asyncio.Future[Any]) -> BaseException:
-    """Why a publish was not confirmed."""
-    if future.done() and not future.cancelled():
-        error = future.exception()
-        if error is not None:
-            return error
-    return BusUnavailable(f"no ack within {ACK_WAIT:g}s, or the connection was lost")
+        self.saved, self._last_save = checkpoint.position, at
