@@ -127,6 +127,7 @@ class Connection:
                 for step in self.on_up:
                     await step()
             except Exception as e:
+                check_cancelled()
                 self.error = f"set-up failed: {type(e).__name__}: {e}"
                 log.warning("bus %s: %s (trying again)", self.name, self.error)
                 self._tried.set()
@@ -190,6 +191,15 @@ class Connection:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         await asyncio.get_running_loop().shutdown_default_executor()  # name lookups ran there
+
+
+def check_cancelled() -> None:
+    """Raise `CancelledError` if the running task was asked to stop. For handlers of
+    `Exception`: nats-py sometimes turns a cancellation into another error (a closed
+    connection), and `asyncio.wait_for` can swallow one (Python 3.11)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _settle(future: asyncio.Future[T], value: T) -> None:

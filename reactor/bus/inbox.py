@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 
 from reactor.actors.messages import Appended
 from reactor.bus.config import SERVICE, BusConfig, local_stream, type_tokens
-from reactor.bus.connection import Connection
+from reactor.bus.connection import Connection, check_cancelled
 from reactor.bus.wire import KEPT, TYPE, Incoming, Undeliverable, WireError
 from reactor.errors import DecodeError, DuplicateEventId, ReactorError, UnknownEventType
 from reactor.events import NewEvent
@@ -67,6 +67,7 @@ class Inbox:
         self._wanted = {type_tokens(t): t for t in config.imports}  # by subject tail
         self._batches: queue.Queue[Batch] = queue.Queue()
         self._stopping = threading.Event()
+        self._handing = threading.Lock()  # no batch is handed over once stopping
         self._thread = threading.Thread(
             target=self._run, name=f"reactor-bus-inbox-{config.service}", daemon=True
         )
@@ -77,10 +78,14 @@ class Inbox:
         self.conn.spawn(self._discover_forever())
 
     def stop(self, timeout: float) -> None:
-        """Finish the batch in hand and stop the thread (the pullers stop with the loop)."""
-        self._stopping.set()
+        """Finish the batch in hand and stop the thread; batches not taken are given back
+        (the pullers stop with the loop)."""
+        with self._handing:
+            self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        while not self._batches.empty():
+            self.conn.resolve(self._batches.get().taken, 0)
 
     # -- on the loop: finding exporters, pulling ---------------------------------------------
 
@@ -91,6 +96,7 @@ class Inbox:
                 try:
                     await self.discover()
                 except Exception as e:
+                    check_cancelled()
                     log.warning("bus %s: looking for exporters failed: %r", self.config.service, e)
 
     async def discover(self) -> None:
@@ -152,11 +158,15 @@ class Inbox:
                     log.warning("bus %s: %s or its consumer is gone", self.config.service, stream)
                     return
                 except Exception as e:  # disconnected: the subscription outlives it
+                    check_cancelled()
                     log.debug("bus %s: pulling from %s: %r", self.config.service, stream, e)
                     await asyncio.sleep(BACKOFF)
                     continue
                 batch = Batch(messages, asyncio.get_running_loop().create_future())
-                self._batches.put(batch)
+                with self._handing:
+                    if self._stopping.is_set():
+                        return  # not acked: JetStream delivers them again
+                    self._batches.put(batch)
                 taken = await batch.taken
                 for message in messages[:taken]:
                     await message.ack()

@@ -113,7 +113,7 @@ class BusLink:
             self._inbox.start()
         names = outbox.types()
         if names:  # committed integration events wake the outbox at once
-            host.subscribe(lambda event, env: outbox.wake.set(), types=names)
+            host.subscribe(outbox.poke, types=names)
         outbox.start()
         if not conn.start(START_WAIT):
             log.warning(

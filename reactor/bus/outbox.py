@@ -77,6 +77,11 @@ class Outbox:
         """Integration events committed here and not yet confirmed by JetStream."""
         return len(self.held) + self.beyond
 
+    def poke(self, event: object, env: object) -> None:
+        """An integration event was committed here: look at the journal now (a subscriber
+        of the runtime, so that an export waits for no polling)."""
+        self.wake.set()
+
     def types(self) -> list[str]:
         """The integration event type names of the registry (cached per registration)."""
         registry = self.store.registry
