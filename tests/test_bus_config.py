@@ -27,12 +27,14 @@ def test_a_bus_needs_a_service() -> None:
 
 
 def test_imports_need_a_bus() -> None:
+    """`imports` without `bus` is refused: there is nothing to import from."""
     with pytest.raises(ValueError, match=r"imports=.*bus="):
         Runtime("memory://", imports=[Asked])
 
 
 @pytest.mark.parametrize("service", ["", "a.b", "a b", "a*", "x>", "a/b", "é", "x" * 65, 7])
 def test_a_service_name_must_fit_a_stream_name(service: object) -> None:
+    """A service name NATS would not take in a stream name or a subject is refused."""
     with pytest.raises(ValueError, match=r"service=.*letters, digits"):
         Runtime("memory://", service=service, bus=BUS)  # type: ignore[arg-type]
 
@@ -41,11 +43,13 @@ def test_a_service_name_must_fit_a_stream_name(service: object) -> None:
     "bus", ["http://127.0.0.1:4222", "nats//127.0.0.1:4222", "nats://", "nats://h:port", 4222]
 )
 def test_a_bus_url_must_be_a_nats_url(bus: object) -> None:
+    """A URL that is not nats:// or tls:// with a host (and a numeric port) is refused."""
     with pytest.raises(ValueError, match=r"Runtime\(bus="):
         Runtime("memory://", service="s", bus=bus)  # type: ignore[arg-type]
 
 
 def test_several_servers_and_tls_are_urls() -> None:
+    """Servers separated by commas, nats:// or tls://, make one bus."""
     config = bus_config("s", "nats://a:4222, tls://b:4443", [], default_registry)
     assert config is not None and config.servers == ("nats://a:4222", "tls://b:4443")
     assert config.namespace == ""
@@ -115,6 +119,7 @@ def test_headers_carry_an_event_there_and_back(
 
 
 def test_a_message_without_reactor_headers_is_refused() -> None:
+    """Missing or malformed headers are a `WireError` naming them."""
     with pytest.raises(WireError, match="Nats-Msg-Id, Reactor-Type"):
         Incoming.of({"Reactor-Version": "1"}, b"{}")
     good = headers("s", StoredEvent("e", "S", 1, 1, "t", 1, b"{}", 0.0, None, None, None))

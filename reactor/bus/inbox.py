@@ -1,7 +1,8 @@
 """The inbox: imports the integration events this service takes from others.
 
-It looks for exporters every `DISCOVER_EVERY` seconds (streams `REACTOR_<service>` holding
-an imported type) and pulls from a durable consumer on each, in stream order. A pulled
+It looks for exporters every `DISCOVER_EVERY` seconds (the streams of other services on
+its bus that hold an imported type) and pulls from a durable consumer on each, in stream
+order. A pulled
 batch is appended to the local journal through the runtime's journal (one commit; so
 projections, sagas and subscribers get each event as any local one), idempotently by
 event id, then acknowledged: a redelivery stores nothing. What cannot be decoded (headers
@@ -105,11 +106,15 @@ class Inbox:
         for stream in await self._streams():
             if stream in self.sources or stream == config.stream:
                 continue
-            info = await js.stream_info(stream, subjects_filter=f"{config.root}.>")
-            service = _exporter(config, stream, info.config.subjects or [])
-            held = set(info.state.subjects or ())
-            if service and not held.isdisjoint(config.subject(t, service) for t in config.imports):
-                await self._pull_from(js, stream, service)
+            try:
+                info = await js.stream_info(stream, subjects_filter=f"{config.root}.>")
+                service = _exporter(config, stream, info.config.subjects or [])
+                held = set(info.state.subjects or ())
+                wanted = {config.subject(t, service) for t in config.imports} if service else set()
+                if service and not held.isdisjoint(wanted):
+                    await self._pull_from(js, stream, service)
+            except NotFoundError:  # deleted since it was listed
+                continue
 
     async def _streams(self) -> list[str]:
         """The names of the streams on this bus's subjects, every page."""
@@ -184,7 +189,11 @@ class Inbox:
                 batch = self._batches.get(timeout=0.1)
             except queue.Empty:
                 continue
-            taken = self._take(batch.messages)
+            try:
+                taken = self._take(batch.messages)
+            except Exception:  # given back whole, and pulled again
+                log.exception("bus %s: a batch could not be taken in", self.config.service)
+                taken = 0
             if taken < len(batch.messages):
                 self._stopping.wait(BACKOFF)
             self.conn.resolve(batch.taken, taken)

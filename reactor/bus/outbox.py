@@ -125,8 +125,9 @@ class Outbox:
                     self._publish()
                     continue
                 self._save()
-            except ReactorError as e:
-                log.error("%s: %s", self.name, e)
+            except Exception:  # a store or the connection failed: try again
+                log.exception("%s: exporting failed", self.name)
+                self._chain = None
                 self._stopping.wait(BACKOFF)
             self.wake.wait(IDLE if self.saved == self.confirmed else SAVE_EVERY)
         try:
