@@ -38,7 +38,8 @@ HOLD = 10_000  # unconfirmed events held in memory at most; beyond them, only co
 BATCH = 512  # messages published before their acks are awaited
 PAGE = 1_000  # events counted per read while the held ones fill HOLD
 ACK_WAIT = 5.0  # seconds for the acks of a batch
-SAVE_EVERY = 0.2  # seconds between checkpoint saves at most
+SAVE_IDLE = 0.2  # seconds without an event before the checkpoint is saved
+SAVE_BUSY = 5.0  # seconds between checkpoint saves while events keep coming
 IDLE = 0.5  # seconds between looks at the journal when nothing wakes the outbox
 BACKOFF = 0.5  # seconds after a failed batch
 EXPECTED_LAST = "Nats-Expected-Last-Msg-Id"
@@ -123,17 +124,22 @@ class Outbox:
                 self._read()
                 if self.held and self.conn.up.is_set():
                     self._publish()
+                    self._save(SAVE_BUSY)
                     continue
-                self._save()
             except Exception:  # a store or the connection failed: try again
                 log.exception("%s: exporting failed", self.name)
                 self._chain = None
                 self._stopping.wait(BACKOFF)
-            self.wake.wait(IDLE if self.saved == self.confirmed else SAVE_EVERY)
+            unsaved = self.saved < self.confirmed
+            if not self.wake.wait(SAVE_IDLE if unsaved else IDLE) and unsaved:
+                self._saving(0.0)  # quiet for a while: a good time
+        self._saving(0.0)
+
+    def _saving(self, every: float) -> None:
         try:
-            self._save(now=True)
+            self._save(every)
         except ReactorError as e:
-            log.error("%s: the checkpoint was not saved at stop: %s", self.name, e)
+            log.error("%s: the checkpoint was not saved: %s", self.name, e)
 
     def _exportable(self, stored: StoredEvent) -> bool:
         """Committed here (not imported from another service)."""
@@ -227,11 +233,12 @@ class Outbox:
         )
         self.confirmed = stored.position
 
-    def _save(self, now: bool = False) -> None:
-        """Save the checkpoint if it moved, at most every SAVE_EVERY seconds (a crash
-        publishes again what JetStream confirmed since: it drops it)."""
+    def _save(self, every: float) -> None:
+        """Save the checkpoint if it moved and was last saved `every` seconds ago or more.
+        Off the export path while events keep coming (a commit waits for the disk): a
+        crash publishes again what JetStream confirmed since, and JetStream drops it."""
         at = time.monotonic()
-        if self.confirmed <= self.saved or (not now and at - self._last_save < SAVE_EVERY):
+        if self.confirmed <= self.saved or at - self._last_save < every:
             return
         checkpoint = Checkpoint(name=self.name, position=self.confirmed)
         self.store.commit([Append("", (), None, checkpoint)])
