@@ -13,6 +13,7 @@ SCENARIOS = {
     "backpressure": "perf.backpressure",
     "metrics": "perf.metrics",
     "postgres": "perf.postgres",
+    "bus": "perf.bus",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

@@ -8,9 +8,11 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Self
+from collections.abc import Iterable
+from typing import Any, Self, cast
 
 from reactor.actors.messages import Handle, NoReply
+from reactor.bus import BusLink, Host, Link, bus_config
 from reactor.codec import MAX_EVENT_BYTES
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
@@ -44,6 +46,9 @@ class RuntimeCore:
         backlog: int = 10_000,
         lease_ttl: float = 5.0,
         max_event_bytes: int | None = MAX_EVENT_BYTES,
+        service: str | None = None,
+        bus: str | None = None,
+        imports: Iterable[type | str] | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
@@ -70,6 +75,9 @@ class RuntimeCore:
         self._consumers = Consumers(self._saga_send)
         self._parts: Parts | None = None
         self._route: CommandRoute | None = None
+        on_bus = bus_config(service, bus, imports, self.registry)
+        self._bus = None if on_bus is None else BusLink(on_bus, self.registry)
+        self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
 
     def __repr__(self) -> str:
         return f"Runtime({self.url!r}, {self._state})"
@@ -111,6 +119,8 @@ class RuntimeCore:
             self._consumers.start(parts)
             if self.settings.idle_timeout is not None:
                 self._sweep()
+            for link in self._links:  # a Runtime: Sending and Reading complete the Host
+                link.start(cast(Host, self))
         return self
 
     def _give_up(self, reason: str) -> None:
@@ -127,6 +137,8 @@ class RuntimeCore:
             if self._state != "running" or self._parts is None:
                 self._state = "stopped"
                 return
+            for link in self._links:  # first: what they still hand in commits
+                link.stop(timeout)
             self._state = "stopping"
             parts = self._parts
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import attrs
 
+from reactor.bus import BusHealth
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.parts import Parts
 
@@ -25,13 +26,20 @@ class Health:
     dead_letters: int = 0
     stopped: dict[str, str] = attrs.field(factory=dict)  # consumers given up on: why
     standby: list[str] = attrs.field(factory=list)  # waiting for another process's lease
+    bus: BusHealth | None = None  # with Runtime(bus=...): the connection, outbox and inbox
 
     def lag(self) -> dict[str, int]:
         """How many positions each consumer is behind the journal's head."""
         return {name: self.head - position for name, position in self.consumers.items()}
 
 
-def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) -> Health:
+def report(
+    state: str,
+    failure: str | None,
+    parts: Parts,
+    consumers: Consumers,
+    bus: BusHealth | None = None,
+) -> Health:
     """The health of a running runtime made of `parts`."""
     host = parts.host
     return Health(
@@ -50,4 +58,5 @@ def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) 
             for launch in list(consumers.standby.values())
             if launch.spec.name not in consumers.running
         ),
+        bus=bus,
     )

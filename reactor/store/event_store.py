@@ -180,6 +180,13 @@ class EventStore:
             except (DecodeError, UnknownEventType) as e:
                 yield e
 
+    def read_stored(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """Stored events after `after` (of `types`: names), in position order, undecoded:
+        for who forwards the stored bytes as they are (the bus's outbox)."""
+        return self.storage.read_all(after, types, limit)
+
     def last_position(self) -> int:
         return self.storage.last_position()
 
