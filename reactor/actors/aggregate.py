@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from reactor.actors.host import AggregateHost
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRIES = 3  # reload-and-retry rounds after a ConcurrencyError
+CONFLICT_RETRIES = 10  # reload-and-retry rounds after a ConcurrencyError (other writers)
 
 
 class AggregateActor(PooledActor):

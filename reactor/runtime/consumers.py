@@ -21,7 +21,7 @@ from reactor.actors.messages import Progress, Reply, SaveCheckpoint
 from reactor.actors.pooled import start, tell
 from reactor.codec import Codec
 from reactor.domain import Projection, Saga
-from reactor.errors import RegistrationError
+from reactor.errors import ReactorError, RegistrationError
 from reactor.events import Envelope, new_id
 from reactor.faults import RetryPolicy
 from reactor.registry import qualified_name
@@ -74,6 +74,7 @@ class Consumers:
         self.keeper: LeaseKeeper | None = None
         self.halted = False  # stopping: no consumer starts or stops by a lease any more
         self._lock = threading.RLock()
+        self._started = threading.Condition(self._lock)  # a consumer started
 
     def register(self, cls: type[Projection] | type[Saga], registry: Any) -> None:
         """Add a projection or saga class (started at once if the runtime runs);
@@ -177,7 +178,9 @@ class Consumers:
         )
         supervisor = tree.subscribers if spec.kind is ConsumerKind.SUBSCRIBER else tree.projections
         ref = start(actor, supervisor=supervisor)
-        self.running[spec.name] = Running(spec, ref, actor.progress)
+        with self._started:
+            self.running[spec.name] = Running(spec, ref, actor.progress)
+            self._started.notify_all()
 
     def _gained(self, lease_name: str, lease: Lease) -> None:
         """The keeper took a consumer's lease: it starts here, its writes fenced by it."""
@@ -205,12 +208,20 @@ class Consumers:
         """The running consumer a dead letter or a health report names."""
         return next((r for r in self.running.values() if r.spec.label == label), None)
 
-    def projection(self, cls: type) -> Running | None:
-        """The running consumer of a registered projection class."""
+    def projection(self, cls: type, timeout: float = 0.0) -> Running | None:
+        """The running consumer of a registered projection class (None: not registered).
+        One on standby (another process holds its lease) is waited for up to `timeout`."""
         spec = self.registered.get(cls)
         if spec is None or spec.kind is not ConsumerKind.PROJECTION:
             return None
-        return self.running.get(spec.name)
+        with self._started:
+            if not self._started.wait_for(lambda: spec.name in self.running, timeout):
+                raise ReactorError(
+                    f"projection {spec.label} runs in another process sharing this journal "
+                    f"(this one waits for its lease): query it there, or make it a "
+                    f"projection that is not durable, which runs in every process"
+                )
+            return self.running[spec.name]
 
     def __iter__(self) -> Iterator[Running]:
         return iter(list(self.running.values()))

@@ -23,20 +23,14 @@ class Reading(RuntimeCore):
         """A proxy whose method calls run inside the projection's actor, once it has handled
         every event up to global position `after` (read-your-writes)."""
         parts = self._running_parts()
-        running = self._consumers.projection(projection)
+        wait = self._timeout(timeout)
+        running = self._consumers.projection(projection, wait)
         if running is None:
             raise RegistrationError(f"{qualified_name(projection)} is not a registered projection")
         why = parts.tree.projections.retired.get(running.spec.label)
         if why is not None:
             raise ReactorError(f"projection {running.spec.label} was stopped: it {why}")
-        return QueryProxy(
-            parts.tree.router,
-            running.ref,
-            running.spec,
-            after,
-            self._timeout(timeout),
-            self._running,
-        )
+        return QueryProxy(parts.tree.router, running.ref, running.spec, after, wait, self._running)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None
