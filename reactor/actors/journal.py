@@ -68,10 +68,8 @@ class JournalActor(PooledActor):
             self.store.order_dead_letter(
                 message.letter_id, message.order, replacing=message.replacing
             )
-        elif isinstance(message, Tail):
-            head = self.store.last_position()
-            if head > self.published:
-                self._publish(self._stored_up_to(head))
+        elif isinstance(message, Tail):  # (its own appends wake the tailer too: no read)
+            self._publish(self._stored_up_to(message.head))
         elif isinstance(message, Sync):
             message.reply.set(self.published)
         else:

@@ -149,8 +149,10 @@ class SaveCheckpoint:
 
 @attrs.frozen
 class Tail:
-    """To the journal, from the tailer: other processes may have appended; publish what is
-    stored beyond what you published."""
+    """To the journal, from the tailer: the journal's head is at `head` (other processes may
+    have appended); publish what is stored beyond what you published."""
+
+    head: int
 
 
 @attrs.frozen

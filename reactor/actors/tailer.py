@@ -45,4 +45,4 @@ class Tailer:
                 continue
             if head > seen:
                 seen = head
-                tell(self.journal, Tail())
+                tell(self.journal, Tail(head))
