@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
 
-from reactor import Envelope, Projection, Runtime, Saga, event, on
+from reactor import Envelope, Projection, ReactorError, Runtime, Saga, event, on
 from tests.bank import Account, Deposit, Deposited, Open, Opened
 from tests.helpers import wait_for
-from tests.pg import fresh_schema, needs_server, url
+from tests.pg import SERVER, fresh_schema, needs_server, url
 from tests.pg_node import Tally
 
 pytestmark = needs_server
@@ -177,3 +178,33 @@ def test_a_saga_in_two_processes_fires_its_deadline_once(journal: str) -> None:
         assert sorted(e.stream_id for e in bonuses) == sorted(
             ["Account-late", *(f"Account-w{n}" for n in range(5))]
         )
+
+
+def test_killed_connections_lose_nothing_acknowledged(journal: str) -> None:
+    """Connections are killed (`pg_terminate_backend`) while commands flow: each command
+    is acknowledged or fails with a clear error; sent again with its id, each is stored
+    exactly once."""
+
+    def kill_all() -> None:
+        with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'reactor' AND pid <> pg_backend_pid()"
+            )
+
+    failed: list[str] = []
+    with Runtime(journal) as rt:
+        rt.register(Account)
+        for n in range(60):
+            if n % 15 == 7:
+                kill_all()
+            try:
+                rt.send(Deposit(f"k{n % 3}", 1), command_id=f"cmd-{n}")
+            except ReactorError as e:
+                assert "PostgreSQL" in str(e) or "may or may not be stored" in str(e), e
+                failed.append(f"cmd-{n}")
+        for command_id in failed:  # sent again: stored once, whether it was or not
+            n = int(command_id.split("-")[1])
+            rt.send(Deposit(f"k{n % 3}", 1), command_id=command_id)
+        stored = [e.causation_id for e in rt.read_all()]
+        assert sorted(stored) == sorted(f"cmd-{n}" for n in range(60))
