@@ -132,7 +132,11 @@ class JournalActor(PooledActor):
             fresh.extend(e for e in envelopes if e.position > self.published)
             answers.append((request, outcome, envelopes))
         if fresh:  # routed first: a sender that runs these turns itself starts the readers
-            self._publish((*self._stored_up_to(fresh[0].position - 1), *fresh))
+            if fresh[0].position > self.published + 1:  # others stored some meanwhile
+                self._publish((*self._stored_up_to(fresh[0].position - 1), *fresh))
+            else:
+                self.published = fresh[-1].position
+                tell(self.router, Publish(tuple(fresh)))
         for request, outcome, envelopes in answers:
             if request.sender is not None:
                 tell(request.sender, Appended(outcome, envelopes))

@@ -21,6 +21,7 @@ from reactor.registry import qualified_name
 from reactor.specs import AggregateType
 
 KEY_TYPES = (str, int, uuid.UUID)  # what may name an aggregate instance
+_BLANK = frozenset(" \t\n\r\x0b\x0c")  # a key starting with none of these is not blank
 
 
 class CommandRoute(Protocol):
@@ -89,6 +90,8 @@ class Commands:
         """The stream of the aggregate `command` is for; `InvalidCommand` if its key is
         missing, blank or not a str, an int or a UUID."""
         key = getattr(command, spec.key)
+        if type(key) is str and key and key[0] not in _BLANK:  # the common case, no call
+            return spec.stream_id(key)
         if isinstance(key, str) and key.strip():
             return spec.stream_id(key)
         if isinstance(key, int | uuid.UUID) and not isinstance(key, bool):

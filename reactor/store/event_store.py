@@ -9,7 +9,7 @@ to storage for the actors and the runtime: they call its verbs, never the `Stora
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class EventStore:
     def __init__(self, storage: Storage, codec: Codec | None = None) -> None:
         self.storage = storage
         self.codec = codec if codec is not None else Codec()
+        self.commit = storage.append_batch  # the journal's hot path: no wrapper call
 
     def __repr__(self) -> str:
         return f"EventStore({self.storage.url!r})"
@@ -93,15 +94,15 @@ class EventStore:
         by keyword takes twice as long: 1.24 against 0.62 µs).
         """
         event_id, stream_id, seq, position, type_name, version, data, ts, meta, corr, cause = stored
-        if not (
-            type(seq) is int
-            and type(stream_id) is str
-            and type(event_id) is str
-            and (corr is None or type(corr) is str)
-            and (cause is None or type(cause) is str)
-        ):
-            raise _corrupt(stored, "a column holds a value of the wrong type")
-        if event is None:
+        if event is None:  # read back: check what was stored (the rest was written just now)
+            if not (
+                type(seq) is int
+                and type(stream_id) is str
+                and type(event_id) is str
+                and (corr is None or type(corr) is str)
+                and (cause is None or type(cause) is str)
+            ):
+                raise _corrupt(stored, "a column holds a value of the wrong type")
             event, version = self.codec.decode(type_name, version, data, stream_id, seq, position)
         try:
             timestamp = datetime.fromtimestamp(ts, UTC)
@@ -198,9 +199,8 @@ class EventStore:
 
     # -- what the actors and the runtime store besides events ----------------------------------
 
-    def commit(self, appends: Sequence[Append]) -> list[AppendOutcome]:
-        """Run encoded appends (and checkpoints) in one transaction (`append_batch`)."""
-        return self.storage.append_batch(appends)
+    commit: Callable[[Sequence[Append]], list[AppendOutcome]]
+    """Run encoded appends (and checkpoints) in one transaction (`Storage.append_batch`)."""
 
     def find_command(self, command_id: str) -> CommandRecord | None:
         return self.storage.find_command(command_id)

@@ -76,9 +76,11 @@ class Batch:
                 f"SELECT * FROM commands WHERE command_id IN ({marks(chunk)})", chunk
             ):
                 self.commands[row[0]] = CommandRecord.of_row(row)
-        for fence in _fences(appends):
-            if fence.lease not in self.leases:
-                self.leases[fence.lease] = load_lease(self.db, fence.lease)
+        for a in appends:
+            if a.fence is not None or a.checkpoint is not None:  # (rare: no call otherwise)
+                for fence in _fences(a):
+                    if fence.lease not in self.leases:
+                        self.leases[fence.lease] = load_lease(self.db, fence.lease)
         outcomes = [self._decide(a) for a in appends]
         self.db.executemany(INSERT_EVENT, self.rows)
         self.db.executemany(
@@ -106,8 +108,9 @@ class Batch:
             return AppendOutcome(events=events, command=done)
         sid, actual = self.streams.get(a.stream_id, (None, 0))
         try:
-            for fence in _fences((a,)):
-                check_fence(fence, self.leases[fence.lease])
+            if a.fence is not None or a.checkpoint is not None:
+                for fence in _fences(a):
+                    check_fence(fence, self.leases[fence.lease])
             stored = check_append(
                 a.stream_id,
                 a.records,
@@ -156,13 +159,10 @@ class Batch:
         return [stored_event(row) for row in rows]
 
 
-def _fences(appends: Sequence[Append]) -> Iterator[Fence]:
-    """The fences of appends and of their checkpoints."""
-    for a in appends:
-        if a.fence is not None:
-            yield a.fence
-        if a.checkpoint is not None and a.checkpoint.fence is not None:
-            yield a.checkpoint.fence
+def _fences(a: Append) -> tuple[Fence, ...]:
+    """The fences of an append and of its checkpoint."""
+    cp_fence = a.checkpoint.fence if a.checkpoint is not None else None
+    return tuple(f for f in (a.fence, cp_fence) if f is not None)
 
 
 def chunks(items: list[str]) -> Iterator[list[str]]:
