@@ -18,8 +18,10 @@ from reactor.faults import RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
 from reactor.runtime.consumers import Consumers
+from reactor.runtime.governance import Governance
 from reactor.runtime.parts import Parts
 from reactor.runtime.settings import Settings
+from reactor.security.policy import Policy
 from reactor.store import EventStore, open_store
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class RuntimeCore:
         retry: RetryPolicy | None = None,
         backlog: int = 10_000,
         max_event_bytes: int | None = MAX_EVENT_BYTES,
+        policy: Policy | None = None,
+        master_key: bytes | None = None,
+        audit: bool | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
@@ -68,6 +73,7 @@ class RuntimeCore:
         self._consumers = Consumers(self._saga_send)
         self._parts: Parts | None = None
         self._route: CommandRoute | None = None
+        self._gov = Governance(policy, master_key, audit, lambda: self._parts)
 
     def __repr__(self) -> str:
         return f"Runtime({self.url!r}, {self._state})"
@@ -100,6 +106,7 @@ class RuntimeCore:
             )
             try:
                 store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
+                self._gov.unlock(store, self._commands, self._consumers.registered.values())
             except BaseException:
                 store.close()
                 raise

@@ -10,7 +10,10 @@ from reactor.actors.messages import Appended, AppendRequest, Handle, Reply
 from reactor.actors.pooled import tell
 from reactor.errors import ReactorError, Timeout
 from reactor.events import CommandResult, NewEvent, new_id
+from reactor.registry import qualified_name
 from reactor.runtime.core import RuntimeCore
+from reactor.security.audit import ACCEPTED, entry, principal_metadata
+from reactor.security.policy import Principal
 from reactor.store.base import Append
 
 
@@ -25,11 +28,12 @@ class Sending(RuntimeCore):
         *,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        principal: Principal | None = None,
     ) -> Reply:
         """Send a command without waiting: returns a future whose `.get(timeout)` gives the
         `CommandResult` or raises what the command raised (`Rejected`, ...)."""
         reply = Reply()
-        self._send(command, command_id, correlation_id, reply)
+        self._send(command, command_id, correlation_id, reply, principal)
         return reply
 
     def send(
@@ -39,6 +43,7 @@ class Sending(RuntimeCore):
         command_id: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """Send a command and wait for its `CommandResult`.
 
@@ -49,7 +54,9 @@ class Sending(RuntimeCore):
         command needs of the aggregate, the journal and the router when they are idle (no
         hand-off between threads). With a `timeout`, the work runs on the pool and `send`
         raises `Timeout` when it passes; the command may still complete: send it again with
-        the same `command_id` to learn its outcome (nothing is stored twice).
+        the same `command_id` to learn its outcome (nothing is stored twice). `principal`
+        is who sends it: kept in its events' metadata; with a policy, `Unauthorized` unless
+        one of its roles may send this command class (nothing is sent).
         """
         worker = current_dispatcher()
         if worker is not None and not worker.may_block:
@@ -60,10 +67,11 @@ class Sending(RuntimeCore):
         reply = Reply()
         if timeout is None:
             cid, stream_id = run_here(
-                lambda: self._send(command, command_id, correlation_id, reply), reply.done
+                lambda: self._send(command, command_id, correlation_id, reply, principal),
+                reply.done,
             )
         else:
-            cid, stream_id = self._send(command, command_id, correlation_id, reply)
+            cid, stream_id = self._send(command, command_id, correlation_id, reply, principal)
         wait = self._timeout(timeout)
         try:
             result: CommandResult = reply.get(wait)
@@ -78,10 +86,11 @@ class Sending(RuntimeCore):
         command_id: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """`send` for asyncio code: awaits the result without blocking the event loop."""
         reply = Reply(loop=asyncio.get_running_loop())
-        cid, stream_id = self._send(command, command_id, correlation_id, reply)
+        cid, stream_id = self._send(command, command_id, correlation_id, reply, principal)
         wait = self._timeout(timeout)
         try:
             result: CommandResult = await asyncio.wait_for(reply.wait(), wait)
@@ -90,19 +99,29 @@ class Sending(RuntimeCore):
         return result
 
     def _send(
-        self, command: object, command_id: str | None, correlation_id: str | None, reply: Reply
+        self,
+        command: object,
+        command_id: str | None,
+        correlation_id: str | None,
+        reply: Reply,
+        principal: Principal | None = None,
     ) -> tuple[str, str]:
-        """Check `command` and hand it to its route; its command id and stream."""
+        """Check `command` (and that `principal` may send it) and hand it to its route;
+        its command id and stream."""
         self._running()
         spec = self._commands.spec(command)
         stream_id = self._commands.stream_of(spec, command)
         cid = command_id or new_id()
+        where = f"stream {stream_id}, command {cid}"
+        self._gov.check(principal, "send", qualified_name(type(command)), where)
         handle = Handle(
             command=command,
             command_id=cid,
             correlation_id=correlation_id or cid,
             reply=reply,
             given_id=command_id is not None,
+            principal=principal,
+            audit=self._gov.audits,
         )
         assert self._route is not None
         self._route.deliver(spec, stream_id, handle)
@@ -116,14 +135,25 @@ class Sending(RuntimeCore):
         expected_version: int | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """Append an event no aggregate produces (an integration event, a fact from outside)
-        to `stream`, and wait until it is durable."""
+        to `stream`, and wait until it is durable. With a policy, `Unauthorized` unless
+        `principal` may publish its type (nothing is stored)."""
         parts = self._running_parts()
-        record = parts.store.record(NewEvent(event, correlation_id=correlation_id))
+        type_name = self.registry.type_names([type(event)])[0]
+        self._gov.check(principal, "publish", type_name, f"stream {stream}")
+        meta = principal_metadata(principal) or {}
+        record = parts.store.record(NewEvent(event, correlation_id=correlation_id, metadata=meta))
+        trail = (entry(principal, "publish", type_name, ACCEPTED, f"stream {stream}"),)
         reply = Reply()
         request = AppendRequest(
-            append=Append(stream_id=stream, records=[record], expected_version=expected_version),
+            append=Append(
+                stream_id=stream,
+                records=[record],
+                expected_version=expected_version,
+                audit=trail if self._gov.audits else (),
+            ),
             events=(event,),
             reply=reply,
         )
