@@ -114,13 +114,15 @@ class Governance:
         resource: str,
         detail: str,
         run: Callable[[], T],
+        said: Callable[[T], str] = str,
     ) -> T:
-        """`run()`, its end written to the audit trail: done (with what it returned) or
-        failed (the error's type), durably before this returns."""
+        """`run()`, its end written to the audit trail: done (`detail`, then what `said`
+        tells of its result) or failed (the error's type), durably before this returns."""
         try:
             result = run()
         except BaseException as e:
             self.record(entry(principal, action, resource, FAILED, f"{detail}: {type(e).__name__}"))
             raise
-        self.record(entry(principal, action, resource, DONE, f"{detail}: {result}"), wait=True)
+        done = entry(principal, action, resource, DONE, f"{detail}: {said(result)}")
+        self.record(done, wait=True)
         return result

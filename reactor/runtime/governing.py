@@ -27,7 +27,10 @@ class Governing(RuntimeCore):
             parts.host.reload(subject)
             return existed
 
-        return self._gov.audited(principal, "forget", subject, f"subject {subject}", shred)
+        def said(existed: bool) -> str:
+            return "its key destroyed" if existed else "it had no key"
+
+        return self._gov.audited(principal, "forget", subject, f"subject {subject}", shred, said)
 
     def verify(self) -> int:
         """Walk the journal's hash chain; the number of events checked. Raises

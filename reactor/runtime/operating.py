@@ -64,4 +64,4 @@ class Operating(RuntimeCore):
             delivered: int = reply.get(self._timeout(timeout))
             return delivered
 
-        return self._gov.audited(principal, what, handler, detail, run)
+        return self._gov.audited(principal, what, handler, detail, run, "{} delivered".format)

@@ -30,7 +30,7 @@ from reactor.store.base import (
 from reactor.store.sqlite_batch import INSERT_AUDIT
 from reactor.store.sqlite_schema import INSERT_EVENT, SELECT_CHAIN, stored_event, write_checkpoints
 
-BACKUP_PAGES = 1024  # pages copied per step of an online backup (progress is shown between)
+BACKUP_PAGES = 100  # pages copied per step of an online backup (progress is shown between)
 _CHUNK = 1000  # events inserted per statement while loading
 _TABLES = ("events", "snapshots", "checkpoints", "commands", "dead_letters", "keys", "audit")
 
