@@ -280,3 +280,38 @@ def test_forgetting_leaves_the_chain_whole(tmp_path: Path) -> None:
         rt.forget("c2")
         heads.append(rt.store.storage.chain_head())
         assert rt.verify() == 5 and heads[0] == heads[1]
+
+
+@needs_server
+def test_postgres_chains_in_sql_and_in_python_alike() -> None:
+    """Batches chained in SQL (no version check, or another process wrote last) and in
+    Python (this process wrote last) make one chain: each stored hash is `event_hash` of
+    its row on the one before, whatever the columns hold (text beyond ASCII, NULLs)."""
+    from reactor.store import NewRecord
+
+    for schema in fresh_schema_names():
+        one, two = _pg(schema), _pg(schema)
+        try:
+            for n, (storage, expected) in enumerate([(one, 0), (one, None), (two, None)] * 3):
+                meta = None if n % 2 else '{"pii": {"émail": "id"}}'.encode()
+                records = [
+                    NewRecord(f"e{n}-{k}", "t.Ünïcode", 2, b'{"k": %d}' % k, 1.7e9 + n, meta)
+                    for k in range(3)
+                ]
+                corr = (None, "corr-é")[n % 2]
+                records = [r._replace(correlation_id=corr) for r in records]
+                version = storage.stream_version(f"S-ü{n % 4}") if expected is not None else None
+                storage.append(f"S-ü{n % 4}", records, version)
+            rows = list(one.read_chain())
+            events = [e for e, _ in rows]
+            assert [h for _, h in rows] == chain_hashes(GENESIS, events)
+            assert verify_storage(two) == 27 and one.chain_head() == (27, rows[-1][1])
+        finally:
+            one.close()
+            two.close()
+
+
+def fresh_schema_names() -> Iterator[str]:
+    from tests.test_store_postgres import fresh_schema
+
+    yield from fresh_schema()

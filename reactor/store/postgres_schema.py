@@ -36,7 +36,7 @@ TABLES = """
 CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
 CREATE TABLE head (
     one boolean PRIMARY KEY DEFAULT true CHECK (one), position bigint NOT NULL,
-    hash bytea NOT NULL
+    hash bytea NOT NULL, hashes bytea[]
 );
 CREATE TABLE events (
     position bigint PRIMARY KEY,
@@ -84,7 +84,7 @@ CREATE TABLE audit (
     timestamp double precision NOT NULL, principal text NOT NULL, roles text NOT NULL,
     action text NOT NULL, resource text NOT NULL, outcome text NOT NULL, detail text NOT NULL
 );
-INSERT INTO head VALUES (true, 0, decode(repeat('00', 32), 'hex'));
+INSERT INTO head VALUES (true, 0, decode(repeat('00', 32), 'hex'), NULL);
 """
 SELECT_EVENT = (
     "SELECT event_id, stream, seq, position, type, version, data, timestamp, metadata, "
@@ -130,33 +130,68 @@ COMMANDS = (
 LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) FOR SHARE"
 EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq"
 # Arrays go in binary (%b): 4-5x faster to encode than text for strings (perf/postgres.py).
-# The statement that stores a batch (see `postgres_batch.Writes`): `s`, the versions of the
-# streams written; `h` moves the head by n (to the last event's chain hash) if it is still
-# at `base` and no expected version differs (else nothing is stored: every other part joins
-# `h`); `e`, the events with their hashes. Its result: the head before, the versions, and
-# the NOTIFY of the new head. Each of the other parts is there if needed.
+# The statement that stores a batch (see `postgres_writes.Writes`): `s`, the versions of the
+# streams written; `r`, the rows; `h` moves the head by n unless an expected version
+# differs (then nothing is stored: every other part joins `h`), and keeps its chain hash;
+# `e`, the events with their hashes. Its result: the head before, the versions, the NOTIFY
+# of the new head, and its hash. Each of the other parts is there if needed.
 WRITE_EVENTS = """WITH s AS (
     SELECT x.stream, x.expected, x.ord,
         coalesce((SELECT max(seq) FROM events e WHERE e.stream = x.stream), 0) AS actual
     FROM unnest(%(s_stream)b::text[], %(s_expected)b::bigint[]) WITH ORDINALITY
         AS x(stream, expected, ord)
-), h AS (
-    UPDATE head SET position = position + %(n)s, hash = coalesce(%(hash)b::bytea, hash)
-    WHERE position = coalesce(%(base)s::bigint, position)
-        AND NOT EXISTS (SELECT FROM s WHERE s.expected <> s.actual)
-    RETURNING position - %(n)s AS base
-), e AS (
+), r AS (
+    SELECT * FROM unnest(%(stream)b::text[], %(k)b::bigint[], %(i)b::bigint[],
+        %(event_id)b::text[], %(type)b::text[], %(version)b::int[], %(data)b::bytea[],
+        %(timestamp)b::float8[], %(metadata)b::bytea[], %(correlation_id)b::text[],
+        %(causation_id)b::text[], %(hash_)b::bytea[])
+        AS r(stream, k, i, event_id, type, version, data, timestamp, metadata,
+            correlation_id, causation_id, hash)
+), {head}, e AS (
     INSERT INTO events (event_id, stream, seq, position, type, version, data, timestamp,
         metadata, correlation_id, causation_id, hash)
     SELECT r.event_id, r.stream, s.actual + r.k, h.base + r.i, r.type, r.version, r.data,
-        r.timestamp, r.metadata, r.correlation_id, r.causation_id, r.hash
-    FROM unnest(%(stream)b::text[], %(k)b::bigint[], %(i)b::bigint[], %(event_id)b::text[],
-        %(type)b::text[], %(version)b::int[], %(data)b::bytea[], %(timestamp)b::float8[],
-        %(metadata)b::bytea[], %(correlation_id)b::text[], %(causation_id)b::text[],
-        %(hash_)b::bytea[])
-        AS r(stream, k, i, event_id, type, version, data, timestamp, metadata,
-            correlation_id, causation_id, hash)
-    JOIN s USING (stream) CROSS JOIN h
+        r.timestamp, r.metadata, r.correlation_id, r.causation_id,
+        coalesce(r.hash, h.hashes[r.i])
+    FROM r JOIN s USING (stream) CROSS JOIN h
+)"""
+NO_CHANGE = "NOT EXISTS (SELECT FROM s WHERE s.expected <> s.actual)"
+# `reactor.security.chain.event_hash` in SQL (the same bytes hashed: chain version 1, the
+# previous hash, seq, position, version, timestamp, the byte length of each variable column,
+# -1 for a NULL, then those columns), for the row `r` chained onto `ch.h`, its stream at
+# `s.actual` and the head at `head.position` (tests/test_store_postgres.py checks they agree).
+LINK = """sha256('\\x01'::bytea || ch.h || int8send(s.actual + r.k)
+    || int8send(head.position + r.i) || int8send(r.version::bigint) || float8send(r.timestamp)
+    || int4send(length(convert_to(r.event_id, 'UTF8')))
+    || int4send(length(convert_to(r.stream, 'UTF8')))
+    || int4send(length(convert_to(r.type, 'UTF8')))
+    || coalesce(int4send(length(convert_to(r.correlation_id, 'UTF8'))), '\\xffffffff')
+    || coalesce(int4send(length(convert_to(r.causation_id, 'UTF8'))), '\\xffffffff')
+    || int4send(length(r.data)) || coalesce(int4send(length(r.metadata)), '\\xffffffff')
+    || convert_to(r.event_id, 'UTF8') || convert_to(r.stream, 'UTF8')
+    || convert_to(r.type, 'UTF8') || coalesce(convert_to(r.correlation_id, 'UTF8'), '')
+    || coalesce(convert_to(r.causation_id, 'UTF8'), '') || r.data || coalesce(r.metadata, ''))"""
+# The head, its hashes given: only if it is still at `base` (a batch chained in Python).
+HEAD_AT_BASE = f"""h AS (
+    UPDATE head SET position = position + %(n)s, hash = coalesce(%(hash)b::bytea, hash),
+        hashes = NULL
+    WHERE position = coalesce(%(base)s::bigint, position) AND {NO_CHANGE}
+    RETURNING position - %(n)s AS base, hash, hashes
+)"""
+# The head, the rows chained in SQL on its hash (`postgres_chain.LINK`): under the head's
+# lock, wherever it is (the head row's values are the latest committed ones here).
+HEAD_CHAINED = f"""h AS (
+    UPDATE head SET (position, hash, hashes) = (
+        SELECT head.position + %(n)s, coalesce(c.a[%(n)s], head.hash), c.a FROM (
+            WITH RECURSIVE ch(i, h) AS (
+                SELECT 0::bigint, head.hash
+                UNION ALL
+                SELECT r.i, {{link}} FROM ch JOIN r ON r.i = ch.i + 1 JOIN s USING (stream)
+            ) SELECT array_agg(ch.h ORDER BY ch.i) FILTER (WHERE ch.i > 0) AS a FROM ch
+        ) c
+    )
+    WHERE {NO_CHANGE}
+    RETURNING position - %(n)s AS base, hash, hashes
 )"""
 WRITE_PARTS = {
     "commands": """c AS (
@@ -195,13 +230,19 @@ WRITE_PARTS = {
 }
 WRITE_RESULT = """
 SELECT (SELECT base FROM h), (SELECT array_agg(actual ORDER BY ord) FROM s),
-    (SELECT pg_notify(%(channel)s, (base + %(n)s)::text) FROM h WHERE %(n)s > 0)"""
+    (SELECT pg_notify(%(channel)s, (base + %(n)s)::text) FROM h WHERE %(n)s > 0),
+    (SELECT hash FROM h)"""
 
 
 @functools.cache
 def write_statement(parts: frozenset[str]) -> str:
-    """The write statement with these of `WRITE_PARTS`."""
-    return ", ".join([WRITE_EVENTS, *(WRITE_PARTS[p] for p in sorted(parts))]) + WRITE_RESULT
+    """The write statement with these of `WRITE_PARTS` (and, for "chained", its rows
+    chained in SQL: `HEAD_CHAINED`)."""
+    head = HEAD_CHAINED.format(link=LINK) if "chained" in parts else HEAD_AT_BASE
+    events = WRITE_EVENTS.format(head=head)
+    return ", ".join([events, *(WRITE_PARTS[p] for p in sorted(parts - {"chained"}))]) + (
+        WRITE_RESULT
+    )
 
 
 stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
