@@ -315,3 +315,15 @@ def fresh_schema_names() -> Iterator[str]:
     from tests.test_store_postgres import fresh_schema
 
     yield from fresh_schema()
+
+
+def test_an_old_journal_opened_read_only_says_it_has_no_chain(
+    journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sqlite3.connect(journal) as db:
+        db.executescript(
+            "ALTER TABLE events DROP COLUMN hash; DROP TABLE chain; "
+            "UPDATE reactor_meta SET value = '2' WHERE key = 'schema_version';"
+        )
+    assert main(["journal", "verify", "--store", f"sqlite:///{journal}"]) == 2
+    assert "has no hash chain: a journal older than schema 3" in capsys.readouterr().err

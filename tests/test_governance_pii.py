@@ -29,6 +29,8 @@ from tests.customers import (
     Registered,
     registry,
 )
+from tests.test_store_postgres import needs_server, schema  # noqa: F401  (a fixture)
+from tests.test_store_postgres import url as pg_url
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -212,3 +214,22 @@ def test_the_cli_shows_personal_fields_masked(
     assert main(["journal", "show", "Customer-c1", "--store", url, "--full"]) == 0
     out = capsys.readouterr().out
     assert f'"email":"{MASK}"' in out and '"plan":"gold"' in out
+
+
+@needs_server
+def test_forget_on_postgres(schema: str) -> None:
+    """The same on a shared journal: sealed, forgotten (the key row gone), masked, the
+    chain whole; a second runtime process would read the mask once it drops its cache."""
+    journal = pg_url(schema)
+    with Runtime(journal, registry=registry, master_key=KEY) as rt:
+        rt.register(Customer)
+        rt.send(Register("c1", "ann@example.com"))
+        rt.send(Register("c2", "bob@example.com"))
+        assert rt.forget("c1")
+        assert rt.store.load_key("c1") is None
+        assert [e.event.email for e in rt.read_all()] == [MASK, "bob@example.com"]
+        assert rt.send(Echo("c1")).events[0].event.email == MASK
+        assert rt.verify() == 3
+    with Runtime(journal, registry=registry, master_key=KEY) as rt:
+        rt.register(Customer)
+        assert rt.read_stream("Customer-c1")[0].event.email == MASK

@@ -88,7 +88,13 @@ class Governance:
         return self._pages(sql, [], max(after, 0), 2**62, 3, limit, chain_row)
 
     def chain_head(self) -> tuple[int, bytes]:
-        position, hash_ = self._query("SELECT position, hash FROM chain")[0]
+        try:
+            ((position, hash_),) = self._query("SELECT position, hash FROM chain")
+        except StorageError as e:
+            raise StorageError(
+                f"{self.url} has no hash chain: a journal older than schema 3, opened "
+                f"read-only? Open it read-write once (a runtime does) to upgrade it ({e})"
+            ) from e
         return position, hash_
 
     # -- the audit trail ---------------------------------------------------------------------
