@@ -10,8 +10,10 @@ SCENARIOS = {
     "runtime": "perf.runtime",
     "faults": "perf.faults",
     "shop": "perf.shop",
+    "backpressure": "perf.backpressure",
     "metrics": "perf.metrics",
     "postgres": "perf.postgres",
+    "bus": "perf.bus",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

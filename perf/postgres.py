@@ -3,7 +3,7 @@ next to its baseline measured in the same run: appends one and 256 per batch aga
 psycopg inserting the same rows and the eventsourcing library's PostgreSQL recorder; a
 batch stored at once (one statement) against the decided way (two round trips); the hash
 chain on against a constant link; the wake-up of a waiter by another process's append;
-1, 2 and 4 writer processes.
+1, 2 and 4 writer processes; then the runtime on PostgreSQL (perf/postgres_runtime.py).
 
     python -m perf postgres [--quick]
 """
@@ -298,6 +298,9 @@ def main(quick: bool = False) -> None:
     appends(quick)
     wakeups(quick)
     processes(quick)
+    from perf import postgres_runtime
+
+    postgres_runtime.main(quick)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.pg import fresh_schema, needs_server, url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -127,3 +129,16 @@ def test_shop_demo_read_models_match_the_journal(tmp_path: Path) -> None:
             timeout=60,
         )
         assert shown.returncode == 0 and shown.stdout, (argv, shown.stderr)
+
+
+@needs_server
+def test_the_bank_demo_runs_on_postgresql() -> None:
+    for schema in fresh_schema():
+        done = subprocess.run(
+            [sys.executable, "-m", "reactor", "demo", "bank", "--store", url(schema)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "balances rebuilt from 906 stored events" in done.stdout

@@ -22,7 +22,7 @@ from reactor.store.backup import backup, restore
 from reactor.testing.storage_events import rec
 from reactor.testing.storage_governance import dumped, fill
 from tests.customers import KEY, Customer, Directory, Echo, Move, Register, registry
-from tests.test_store_postgres import fresh_schema, needs_server, url
+from tests.pg import fresh_schema, needs_server, url
 
 
 def private(path: Path) -> bool:

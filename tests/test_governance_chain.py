@@ -20,7 +20,7 @@ from reactor.security.chain import GENESIS, chain_hashes, verify_storage
 from reactor.store import Append, SQLiteStorage, Storage
 from reactor.store.sqlite_schema import SCHEMA_VERSION
 from reactor.testing.storage_events import rec
-from tests.test_store_postgres import drop, needs_server, new_schema, url
+from tests.pg import drop, fresh_schema, needs_server, new_schema, url
 
 # (stream, event ids) appended in turn: positions 1..7
 APPENDS = [("A", ["a1", "a2"]), ("B", ["b1"]), ("A", ["a3"]), ("C", ["c1", "c2"]), ("B", ["b2"])]
@@ -289,7 +289,7 @@ def test_postgres_chains_in_sql_and_in_python_alike() -> None:
     its row on the one before, whatever the columns hold (text beyond ASCII, NULLs)."""
     from reactor.store import NewRecord
 
-    for schema in fresh_schema_names():
+    for schema in fresh_schema():
         one, two = _pg(schema), _pg(schema)
         try:
             for n, (storage, expected) in enumerate([(one, 0), (one, None), (two, None)] * 3):
@@ -309,12 +309,6 @@ def test_postgres_chains_in_sql_and_in_python_alike() -> None:
         finally:
             one.close()
             two.close()
-
-
-def fresh_schema_names() -> Iterator[str]:
-    from tests.test_store_postgres import fresh_schema
-
-    yield from fresh_schema()
 
 
 def test_an_old_journal_opened_read_only_says_it_has_no_chain(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -29,8 +30,8 @@ from tests.customers import (
     Registered,
     registry,
 )
-from tests.test_store_postgres import needs_server, schema  # noqa: F401  (a fixture)
-from tests.test_store_postgres import url as pg_url
+from tests.pg import fresh_schema, needs_server
+from tests.pg import url as pg_url
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -214,6 +215,11 @@ def test_the_cli_shows_personal_fields_masked(
     assert main(["journal", "show", "Customer-c1", "--store", url, "--full"]) == 0
     out = capsys.readouterr().out
     assert f'"email":"{MASK}"' in out and '"plan":"gold"' in out
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    yield from fresh_schema()
 
 
 @needs_server

@@ -19,7 +19,7 @@ from reactor.errors import StorageError
 from reactor.store import postgres
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
-from tests.test_store_postgres import SERVER, fresh_schema, needs_server, until, url
+from tests.pg import SERVER, fresh_schema, needs_server, until, url
 
 pytestmark = needs_server
 

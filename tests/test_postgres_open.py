@@ -19,7 +19,7 @@ from reactor.store import open_storage
 from reactor.store.base import Checkpoint, NewRecord
 from reactor.store.postgres import PostgresStorage
 from reactor.store.postgres_schema import SCHEMA_VERSION, Target
-from tests.test_store_postgres import SERVER, fresh_schema, needs_server, url
+from tests.pg import SERVER, fresh_schema, needs_server, url
 
 
 def rec(event_id: str) -> NewRecord:

@@ -22,7 +22,7 @@ from reactor.errors import ConcurrencyError
 from reactor.store import postgres
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
-from tests.test_store_postgres import SERVER, fresh_schema, needs_server, new_schema, until, url
+from tests.pg import SERVER, fresh_schema, needs_server, new_schema, until, url
 
 pytestmark = needs_server
 SPAWN = multiprocessing.get_context("spawn")
@@ -155,7 +155,7 @@ def order_property(tmp: Path, scenario: tuple[list[list[int]], int, float]) -> N
         storage.close()
         check_tails(committed, [final])  # type: ignore[arg-type]
     finally:
-        from tests.test_store_postgres import drop
+        from tests.pg import drop
 
         drop(schema)
 

@@ -8,13 +8,17 @@ letter, shown, then redriven once a fix is deployed). Run it twice on the same f
 continues where it stood.
 
     python -m demos.shop [--orders 40] [--store sqlite:///shop-demo.db] [--deadline 1.0]
+
+With --services, the four services run as four processes, each with its own journal,
+talking over NATS JetStream (demos/shop/services.py; one is killed half-way):
+
+    python -m demos.shop --services [--orders 40] [--bus nats://127.0.0.1:4222] [--kill payments]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import random
 import threading
 import time
 from collections import Counter
@@ -22,14 +26,13 @@ from typing import Any, ClassVar
 
 from reactor import RetryPolicy, Runtime
 
+from .catalog import CATALOG, day_of_orders
 from .checkout import Checkout
 from .inventory import AddStock, Inventory
-from .orders import Order, OrderPlaced, PlaceOrder
+from .orders import Order, OrderPlaced
 from .payments import Payment
 from .shipping import Shipment, ShipmentBooked
 from .views import OrderBoard, Revenue, StockLevels
-
-CATALOG = {"kettle": (2500, 30), "lamp": (4000, 20), "chair": (9900, 10)}  # price, stock
 
 
 def story(rt: Runtime, orders: int, deadline: float) -> dict[str, Any]:
@@ -42,25 +45,8 @@ def story(rt: Runtime, orders: int, deadline: float) -> dict[str, Any]:
     else:
         print(f"continuing: {first - 1} orders were placed before")
 
-    rng = random.Random(first)
-    ids, plans = [], []
-    for n in range(first, first + orders):
-        sku = rng.choice(list(CATALOG))
-        card = "declined" if n % 9 == 0 else "silent" if n % 13 == 0 else "visa"
-        currency = "XXX" if n % 17 == 7 else "EUR"  # one order the revenue report chokes on
-        qty = rng.randint(1, 2)
-        plans.append(
-            PlaceOrder(
-                f"order-{n:04d}",
-                f"customer-{n % 11}",
-                sku,
-                qty,
-                CATALOG[sku][0] * qty,
-                card,
-                currency,
-            )
-        )
-        ids.append(f"order-{n:04d}")
+    plans = day_of_orders(first, orders)
+    ids = [p.order_id for p in plans]
     print(
         f"placing {orders} orders ({sum(p.card == 'silent' for p in plans)} to a gateway "
         "that never "
@@ -105,8 +91,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=40)
     parser.add_argument("--store", default="sqlite:///shop-demo.db")
     parser.add_argument("--deadline", type=float, default=1.0, help="payment timeout, seconds")
+    parser.add_argument(
+        "--services",
+        action="store_true",
+        help="run Orders, Inventory, Payments and Shipping as four processes over the bus",
+    )
+    parser.add_argument("--bus", default="nats://127.0.0.1:4222", help="with --services")
+    parser.add_argument(
+        "--kill",
+        default="payments",
+        choices=["orders", "inventory", "payments", "shipping", "none"],
+        help="with --services: the service killed with SIGKILL half-way (and restarted)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # the story prints what matters
+    if args.services:
+        from .fleet import run  # needs nats-py (reactor-actors[nats])
+
+        return run(args.orders, args.bus, args.deadline, args.kill)
 
     class DemoCheckout(Checkout, name="Checkout"):
         payment_timeout: ClassVar[float] = args.deadline

@@ -26,6 +26,7 @@ from reactor.actors.messages import (
 from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import (
     ConcurrencyError,
+    DecodeError,
     EncodeError,
     ReactorError,
     RuntimeStopped,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from reactor.actors.host import AggregateHost
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRIES = 3  # reload-and-retry rounds after a ConcurrencyError
+CONFLICT_RETRIES = 10  # reload-and-retry rounds after a ConcurrencyError (other writers)
 
 
 class AggregateActor(PooledActor):
@@ -118,6 +119,14 @@ class AggregateActor(PooledActor):
 
     def _catch_up(self) -> None:
         for env in self.host.store.read_stream(self.stream_id, self.version + 1):
+            if env.seq != self.version + 1:  # a deleted row, or one whose seq is corrupt
+                raise DecodeError(
+                    f"seq {self.version + 1} is missing (the next stored is seq {env.seq}): "
+                    "the stream cannot be rebuilt without it",
+                    stream_id=self.stream_id,
+                    seq=env.seq,
+                    position=env.position,
+                )
             self._apply(env)
 
     def _apply(self, env: Envelope) -> None:

@@ -15,10 +15,13 @@ import enum
 import logging
 from typing import Any, cast
 
+import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
+    CheckOrders,
+    Committed,
     DeadLetterOrder,
     DeadlineDue,
     Deliver,
@@ -48,6 +51,7 @@ from reactor.store.event_store import EventStore
 
 log = logging.getLogger(__name__)
 PAGE = 500  # events read from the journal per turn while pulling
+ORDERS_EVERY = 1.0  # seconds between looks for operators' orders, while there are letters
 
 
 class Mode(enum.Enum):
@@ -89,6 +93,8 @@ class ConsumerActor(PooledActor):
         self.mode = Mode.PULLING
         self.stash: list[Deliver] = []  # pushed while subscribing
         self.waiting_queries: list[Query] = []
+        self.checking_orders = False  # a CheckOrders is scheduled
+        self.went_live = False  # (a consumer detached later leaves its lag to the next start)
         self.sequencer = Sequencer(
             spec.label,
             spec.retry or retry,
@@ -96,7 +102,7 @@ class ConsumerActor(PooledActor):
                 run=self._run,
                 schedule_retry=self._schedule_retry,
                 read=store.at,
-                save_letter=lambda letter: tell(journal, SaveDeadLetter(letter)),
+                save_letter=self._save_letter,
                 clear_order=self._clear_order,
                 drop_letter=lambda letter: tell(journal, DropDeadLetter(letter.id)),
             ),
@@ -132,6 +138,7 @@ class ConsumerActor(PooledActor):
                 if self.spec.durable and cp.state is not None:
                     self._load(cp.state)
         self.sequencer.reset(self.store.dead_letters(self.spec.label))
+        self._check_orders_later()
         saga = self.saga
         if saga is not None:  # its deadlines (those due while stopped fire now)
             saga.rearm()
@@ -150,7 +157,7 @@ class ConsumerActor(PooledActor):
         self.on_start()
 
     def on_stop(self) -> None:
-        if self.mode is not Mode.LIVE:  # stopped before going live: what is committed is ours
+        if not self.went_live:  # stopped before its first hand-over: what is committed is ours
             self._read()
         for query in self.waiting_queries:
             query.reply.fail(RuntimeStopped(f"{self} stopped before answering"))
@@ -201,6 +208,11 @@ class ConsumerActor(PooledActor):
             self._release_queries()
         elif isinstance(message, DeadLetterOrder):
             self._order(message)
+        elif isinstance(message, CheckOrders):
+            self.checking_orders = False
+            self._carry_out_stored_orders()
+            self._save()
+            self._check_orders_later()
         elif isinstance(message, Sync):
             message.reply.set(self.position)
         else:
@@ -223,10 +235,8 @@ class ConsumerActor(PooledActor):
 
     def _go_live(self) -> None:
         self._read()  # what was committed before the router's first push
-        for stored in self.store.dead_letters(self.spec.label):  # orders an operator left
-            if stored.request:
-                self._carry_out(stored, stored.request)
-        self.mode = Mode.LIVE
+        self._carry_out_stored_orders()
+        self.mode, self.went_live = Mode.LIVE, True
         stashed, self.stash = self.stash, []
         for deliver in stashed:
             self._deliver(deliver)
@@ -251,17 +261,20 @@ class ConsumerActor(PooledActor):
                     count += 1
                 return count
             except (DecodeError, UnknownEventType) as e:
-                log.error("%s: %s", self, e)
-                self.progress.position = e.position
-                self.sequencer.dead_letter(e.position, e.stream_id, e, 1)
+                self._take(e)
                 count += 1
                 if limit is not None and count >= limit:
                     return count
 
-    def _take(self, env: Envelope) -> None:
-        """Own the event at `env.position` (the position only moves forward)."""
+    def _take(self, env: Committed) -> None:
+        """Own the event at `env.position` (the position only moves forward); one this
+        process cannot decode becomes a dead letter."""
         self.progress.position = env.position
-        self.sequencer.take(env)
+        if isinstance(env, Envelope):
+            self.sequencer.take(env)
+        else:
+            log.error("%s: %s", self, env)
+            self.sequencer.dead_letter(env.position, env.stream_id, env, 1)
 
     def _run(self, env: Envelope) -> None:
         handlers = self.spec.handlers
@@ -315,12 +328,28 @@ class ConsumerActor(PooledActor):
             message.reply.set(delivered)
         self._save()
 
-    def _carry_out(self, letter: DeadLetterRecord, order: str) -> None:
-        """An order found in the store: carried out, its failure logged (nobody waits)."""
-        try:
-            self.sequencer.carry_out(self.sequencer.letter(letter.id), order)
-        except Exception as e:
-            log.error("%s: %s of dead letter %s failed: %r", self, order, letter.id, e)
+    def _carry_out_stored_orders(self) -> None:
+        """Orders an operator left in the store: carried out, a failure logged (nobody
+        waits; the order is cleared, the letter stays with one attempt more)."""
+        if not self.sequencer.letters:
+            return
+        for stored in self.store.dead_letters(self.spec.label):
+            held = self.sequencer.letters.get(stored.stream_id)
+            if not stored.request or held is None or held.id != stored.id:
+                continue
+            try:
+                self.sequencer.carry_out(attrs.evolve(held, request=stored.request), stored.request)
+            except Exception as e:
+                log.error("%s: %s of dead letter %s failed: %r", self, stored.request, stored.id, e)
+
+    def _check_orders_later(self) -> None:
+        if self.sequencer.letters and not self.checking_orders:
+            self.checking_orders = True
+            self.timers.tell(ORDERS_EVERY, self.actor_ref, CheckOrders())
+
+    def _save_letter(self, letter: DeadLetterRecord) -> None:
+        tell(self.journal, SaveDeadLetter(letter))
+        self._check_orders_later()
 
     def _clear_order(self, letter: DeadLetterRecord) -> None:
         tell(self.journal, OrderDeadLetter(letter.id, "", letter.request))

@@ -1,8 +1,10 @@
-"""The journal actor: the only writer of the store, committing appends in groups.
+"""The journal actor: this process's only writer of the store, committing appends in groups.
 
 It drains every append waiting in its mailbox into one `append_batch` transaction,
 hands the new envelopes, in position order, to the router, then answers each writer.
-Nothing reaches the router before it is durable, and nothing reaches it twice.
+Nothing reaches the router before it is durable, and nothing reaches it twice. In a
+journal shared with other processes, what they stored before is published first (read
+back from the store), so the router still sees every position, in order, once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
+    Committed,
     DropDeadLetter,
     OrderDeadLetter,
     Publish,
@@ -24,6 +27,7 @@ from reactor.actors.messages import (
     SaveDeadLetter,
     SaveSnapshot,
     Sync,
+    Tail,
 )
 from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import ReactorError
@@ -65,10 +69,25 @@ class JournalActor(PooledActor):
             self.store.order_dead_letter(
                 message.letter_id, message.order, replacing=message.replacing
             )
+        elif isinstance(message, Tail):  # (its own appends wake the tailer too: no read)
+            self._publish(self._stored_up_to(message.head))
         elif isinstance(message, Sync):
             message.reply.set(self.published)
         else:
             raise TypeError(f"{self} cannot handle {message!r}")
+
+    def _stored_up_to(self, position: int) -> tuple[Committed, ...]:
+        """What is stored after `published` up to `position`: in a journal shared with
+        other processes, what they appended (committed before this process's later
+        appends, which take later positions)."""
+        if position <= self.published:
+            return ()
+        return tuple(self.store.read_all_with_errors(self.published, position - self.published))
+
+    def _publish(self, committed: tuple[Committed, ...]) -> None:
+        if committed:
+            self.published = committed[-1].position
+            tell(self.router, Publish(committed))
 
     def _drain(self, first: Grouped) -> list[Grouped]:
         """The first request and every append, checkpoint or audit queued right behind it."""
@@ -102,8 +121,7 @@ class JournalActor(PooledActor):
         fresh: list[Envelope] = []
         for request, outcome in zip(group, outcomes, strict=True):
             if isinstance(request, SaveCheckpoint):
-                if request.reply is not None:
-                    request.reply.set(request.checkpoint.position)
+                self._saved(request, outcome)
                 continue
             if isinstance(request, SaveAudit):
                 if request.reply is not None:
@@ -116,8 +134,7 @@ class JournalActor(PooledActor):
             fresh.extend(e for e in envelopes if e.position > self.published)
             answers.append((request, outcome, envelopes))
         if fresh:  # routed first: a sender that runs these turns itself starts the readers
-            self.published = fresh[-1].position
-            tell(self.router, Publish(tuple(fresh)))
+            self._publish((*self._stored_up_to(fresh[0].position - 1), *fresh))
         for request, outcome, envelopes in answers:
             if request.sender is not None:
                 tell(request.sender, Appended(outcome, envelopes))
@@ -127,6 +144,17 @@ class JournalActor(PooledActor):
                 else:
                     request.reply.set(Appended(outcome, envelopes))
         self._group = []
+
+    @staticmethod
+    def _saved(request: SaveCheckpoint, outcome: AppendOutcome) -> None:
+        """Answer who waits on a checkpoint; a refused one (its consumer lost its lease) is
+        logged: that consumer stops, and its successor resumes from the last one saved."""
+        if outcome.error is not None:
+            log.warning("checkpoint %s refused: %s", request.checkpoint.name, outcome.error)
+            if request.reply is not None:
+                request.reply.fail(outcome.error)
+        elif request.reply is not None:
+            request.reply.set(request.checkpoint.position)
 
     def _envelopes(self, request: AppendRequest, outcome: AppendOutcome) -> tuple[Envelope, ...]:
         """Envelopes of what was stored: the events as given, or decoded if it was there."""

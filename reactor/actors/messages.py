@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import attrs
 from pykka import ActorRef
 
-from reactor.errors import Timeout
+from reactor.errors import DecodeError, Timeout, UnknownEventType
 from reactor.events import Envelope
 from reactor.security.policy import Principal
 from reactor.store.base import (
@@ -30,6 +30,12 @@ from reactor.store.base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# What the journal publishes: an envelope, or the error of a row another process stored that
+# cannot be decoded here (it names the row's type, stream and position; its consumers
+# dead-letter it).
+Committed = Envelope | DecodeError | UnknownEventType
 
 
 class Reply:
@@ -159,6 +165,14 @@ class SaveCheckpoint:
 
 
 @attrs.frozen
+class Tail:
+    """To the journal, from the tailer: the journal's head is at `head` (other processes may
+    have appended); publish what is stored beyond what you published."""
+
+    head: int
+
+
+@attrs.frozen
 class SaveSnapshot:
     """To the journal: keep `snapshot` as its stream's latest."""
 
@@ -169,7 +183,7 @@ class SaveSnapshot:
 class Publish:
     """From the journal to the router: committed envelopes, in position order."""
 
-    envelopes: tuple[Envelope, ...]
+    envelopes: tuple[Committed, ...]
 
 
 class Progress:
@@ -213,6 +227,12 @@ class Detached:
 
 
 @attrs.frozen
+class CheckOrders:
+    """To a consumer from the scheduler: carry out dead-letter orders an operator left in
+    the store (`reactor dlq redrive`), while it has dead letters."""
+
+
+@attrs.frozen
 class Pull:
     """To a consumer from itself: read the next page of the journal after your position."""
 
@@ -221,7 +241,7 @@ class Pull:
 class Deliver:
     """From the router: committed envelopes of your types, in position order."""
 
-    envelopes: tuple[Envelope, ...]
+    envelopes: tuple[Committed, ...]
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from sortedcontainers import SortedList
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import (
     Barrier,
+    Committed,
     Deliver,
     Detached,
     Progress,
@@ -29,7 +30,6 @@ from reactor.actors.messages import (
 )
 from reactor.actors.pooled import PooledActor
 from reactor.errors import RuntimeStopped
-from reactor.events import Envelope
 
 
 class RouterActor(PooledActor):
@@ -77,8 +77,8 @@ class RouterActor(PooledActor):
         else:
             raise TypeError(f"{self} cannot handle {message!r}")
 
-    def _publish(self, envelopes: tuple[Envelope, ...]) -> None:
-        batches: dict[ActorRef[Any], list[Envelope]] = {}
+    def _publish(self, envelopes: tuple[Committed, ...]) -> None:
+        batches: dict[ActorRef[Any], list[Committed]] = {}
         by_type, to_all = self._by_type, self._to_all
         for env in envelopes:
             for ref in by_type.get(env.type, ()):

@@ -28,9 +28,10 @@ class Runtime(Sending, Reading, Operating, Governing):
     `subscriber_workers` (threads for subscriber functions), `retry` (the RetryPolicy of
     projections and subscribers that declare none), `backlog` (pushed events a consumer
     may have waiting before it reads the journal itself instead), `max_event_bytes` (the
-    largest encoded event), `policy` (a `Policy`: who may do what; every call then needs a
-    `principal=`), `master_key` (32 bytes: personal data is encrypted under keys it wraps),
-    `audit` (write every command's end to the audit trail; default: with a policy).
-    A wrong value is a `ValueError` naming the option.
+    largest encoded event), `lease_ttl` (on a shared journal: seconds a process holds a
+    single-active consumer without renewing), `policy` (a `Policy`: who may do what; every
+    call then needs a `principal=`), `master_key` (32 bytes: personal data is encrypted
+    under keys it wraps), `audit` (write every command's end to the audit trail; default:
+    with a policy). A wrong value is a `ValueError` naming the option.
     Use it as a context manager, or call `start()` and `stop()`.
     """

@@ -6,6 +6,9 @@ order.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -14,19 +17,19 @@ import pykka
 from pykka import ActorRef
 
 from reactor.actors.consumer import ConsumerActor, state_of
-from reactor.actors.dispatch import Dispatcher
 from reactor.actors.messages import Progress, Reply, SaveCheckpoint
 from reactor.actors.pooled import start, tell
 from reactor.codec import Codec
 from reactor.domain import Projection, Saga
-from reactor.errors import RegistrationError
+from reactor.errors import ReactorError, RegistrationError
 from reactor.events import Envelope, new_id
 from reactor.faults import RetryPolicy
 from reactor.registry import qualified_name
+from reactor.runtime.leases import LeaseKeeper
 from reactor.runtime.parts import Parts
 from reactor.sagas import Dispatch
 from reactor.specs import ConsumerKind, ConsumerType
-from reactor.store.base import Checkpoint
+from reactor.store.base import Checkpoint, Fence, Lease
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,25 @@ class Running:
     progress: Progress
 
 
+@attrs.frozen(kw_only=True)
+class Launch:
+    """How to start one consumer: from where, checkpointed or not, on which dispatcher."""
+
+    spec: ConsumerType
+    start_at: int = 0
+    checkpoints: bool = False
+    blocking: bool = False  # a subscriber function: on the dispatcher whose actors may block
+
+    @property
+    def single_active(self) -> bool:
+        """Whether it may run in one process at a time only (it keeps a checkpoint)."""
+        return self.spec.durable or self.checkpoints
+
+    @property
+    def lease(self) -> str:
+        return f"consumer:{self.spec.name}"
+
+
 class Consumers:
     """Registered projection and saga classes, and every running consumer by name."""
 
@@ -47,7 +69,12 @@ class Consumers:
         self.saga_send = saga_send
         self.registered: dict[type, ConsumerType] = {}  # projections and sagas, by class
         self.running: dict[str, Running] = {}  # by checkpoint name
+        self.standby: dict[str, Launch] = {}  # single-active ones, by lease: run or wait
         self.parts: Parts | None = None
+        self.keeper: LeaseKeeper | None = None
+        self.halted = False  # stopping: no consumer starts or stops by a lease any more
+        self._lock = threading.RLock()
+        self._started = threading.Condition(self._lock)  # a consumer started
 
     def register(self, cls: type[Projection] | type[Saga], registry: Any) -> None:
         """Add a projection or saga class (started at once if the runtime runs);
@@ -71,13 +98,18 @@ class Consumers:
             Codec(registry).check_state(state_of(spec.instance()), spec.state_hints, owner)
         self.registered[cls] = spec
         if self.parts is not None:
-            self._start(spec, spec.instance(), start_at=0, checkpoints=False, on=self.parts.pool)
+            self._launch(Launch(spec=spec))
 
     def start(self, parts: Parts) -> None:
-        """Start every registered projection and saga."""
+        """Start every registered projection and saga (or, on a shared journal, wait for
+        the lease of those that run in one process at a time)."""
         self.parts = parts
+        if parts.store.shared:
+            owner = f"{socket.gethostname()}/{os.getpid()}/{new_id()[-12:]}"
+            ttl = parts.settings.lease_ttl
+            self.keeper = LeaseKeeper(parts.store, owner, ttl, self._gained, self._lost)
         for spec in self.registered.values():
-            self._start(spec, spec.instance(), start_at=0, checkpoints=False, on=parts.pool)
+            self._launch(Launch(spec=spec))
 
     def subscribe(
         self,
@@ -115,35 +147,55 @@ class Consumers:
                 SaveCheckpoint(Checkpoint(name=spec.name, position=begin), reply),
             )
             reply.get(parts.settings.timeout)
-        self._start(spec, None, start_at=begin, checkpoints=name is not None, on=parts.blocking)
+        self._launch(Launch(spec=spec, start_at=begin, checkpoints=name is not None, blocking=True))
         return label
 
-    def _start(
-        self,
-        spec: ConsumerType,
-        instance: Any,
-        *,
-        start_at: int,
-        checkpoints: bool,
-        on: Dispatcher,
-    ) -> None:
+    def _launch(self, launch: Launch) -> None:
+        """Start a consumer now, or (single-active on a shared journal) once it holds its
+        lease."""
+        with self._lock:
+            if self.keeper is not None and launch.single_active:
+                self.standby[launch.lease] = launch
+                self.keeper.want(launch.lease)
+            else:
+                self._start(launch, None)
+
+    def _start(self, launch: Launch, fence: Fence | None) -> None:
         parts = self._parts()
-        tree = parts.tree
+        tree, spec = parts.tree, launch.spec
         actor = ConsumerActor(
-            on,
+            parts.blocking if launch.blocking else parts.pool,
             spec,
-            instance,
+            spec.instance(),
             parts.store,
             tree.router,
             tree.journal,
             parts.timers,
             parts.settings.retry,
-            start_at=start_at,
-            checkpoints=checkpoints,
+            start_at=launch.start_at,
+            checkpoints=launch.checkpoints,
+            fence=fence,
         )
         supervisor = tree.subscribers if spec.kind is ConsumerKind.SUBSCRIBER else tree.projections
         ref = start(actor, supervisor=supervisor)
-        self.running[spec.name] = Running(spec, ref, actor.progress)
+        with self._started:
+            self.running[spec.name] = Running(spec, ref, actor.progress)
+            self._started.notify_all()
+
+    def _gained(self, lease_name: str, lease: Lease) -> None:
+        """The keeper took a consumer's lease: it starts here, its writes fenced by it."""
+        with self._lock:
+            launch = self.standby.get(lease_name)
+            if launch is not None and not self.halted:
+                self._start(launch, Fence(lease_name, lease.epoch))
+
+    def _lost(self, lease_name: str) -> None:
+        """Another process holds a consumer's lease now: it stops here (and waits)."""
+        with self._lock:
+            launch = self.standby.get(lease_name)
+            gone = None if launch is None or self.halted else self.running.pop(launch.spec.name)
+        if gone is not None:
+            gone.ref.stop(block=False)
 
     def _parts(self) -> Parts:
         if self.parts is None:
@@ -156,21 +208,38 @@ class Consumers:
         """The running consumer a dead letter or a health report names."""
         return next((r for r in self.running.values() if r.spec.label == label), None)
 
-    def projection(self, cls: type) -> Running | None:
-        """The running consumer of a registered projection class."""
+    def projection(self, cls: type, timeout: float = 0.0) -> Running | None:
+        """The running consumer of a registered projection class (None: not registered).
+        One on standby (another process holds its lease) is waited for up to `timeout`."""
         spec = self.registered.get(cls)
         if spec is None or spec.kind is not ConsumerKind.PROJECTION:
             return None
-        return self.running.get(spec.name)
+        with self._started:
+            if not self._started.wait_for(lambda: spec.name in self.running, timeout):
+                raise ReactorError(
+                    f"projection {spec.label} runs in another process sharing this journal "
+                    f"(this one waits for its lease): query it there, or make it a "
+                    f"projection that is not durable, which runs in every process"
+                )
+            return self.running[spec.name]
 
     def __iter__(self) -> Iterator[Running]:
         return iter(list(self.running.values()))
 
     # -- stopping -----------------------------------------------------------------------------
 
+    def halt(self) -> None:
+        """No consumer starts or stops by a lease from now on (the runtime is stopping)."""
+        with self._lock:
+            self.halted = True
+        if self.keeper is not None:
+            self.keeper.halt()
+
     def stop(self, kinds: Collection[ConsumerKind], timeout: float) -> None:
         """Stop the running consumers of these kinds (each saves its place)."""
-        for name, running in list(self.running.items()):
+        with self._lock:
+            running_now = list(self.running.items())
+        for name, running in running_now:
             if running.spec.kind not in kinds:
                 continue
             try:
@@ -179,5 +248,9 @@ class Consumers:
                 log.warning("%s did not stop within %.1fs", name, timeout)
 
     def clear(self) -> None:
+        """Forget the stopped consumers; release their leases (a standby takes over now)."""
+        if self.keeper is not None:
+            self.keeper.release()
         self.running.clear()
-        self.parts = None
+        self.standby.clear()
+        self.parts, self.keeper = None, None

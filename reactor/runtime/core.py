@@ -8,9 +8,11 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Self
+from collections.abc import Iterable
+from typing import Any, Self, cast
 
 from reactor.actors.messages import Handle, NoReply
+from reactor.bus import BusLink, Host, Link, bus_config
 from reactor.codec import MAX_EVENT_BYTES
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
@@ -44,7 +46,11 @@ class RuntimeCore:
         subscriber_workers: int = 2,
         retry: RetryPolicy | None = None,
         backlog: int = 10_000,
+        lease_ttl: float = 5.0,
         max_event_bytes: int | None = MAX_EVENT_BYTES,
+        service: str | None = None,
+        bus: str | None = None,
+        imports: Iterable[type | str] | None = None,
         policy: Policy | None = None,
         master_key: bytes | None = None,
         audit: bool | None = None,
@@ -63,6 +69,7 @@ class RuntimeCore:
             subscriber_workers=subscriber_workers,
             retry=retry if retry is not None else RetryPolicy(),
             backlog=backlog,
+            lease_ttl=lease_ttl,
             max_event_bytes=max_event_bytes,
         )
         self.timeout = timeout
@@ -73,6 +80,9 @@ class RuntimeCore:
         self._consumers = Consumers(self._saga_send)
         self._parts: Parts | None = None
         self._route: CommandRoute | None = None
+        on_bus = bus_config(service, bus, imports, self.registry)
+        self._bus = None if on_bus is None else BusLink(on_bus, self.registry)
+        self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
         self._gov = Governance(policy, master_key, audit, lambda: self._parts)
 
     def __repr__(self) -> str:
@@ -116,6 +126,8 @@ class RuntimeCore:
             self._consumers.start(parts)
             if self.settings.idle_timeout is not None:
                 self._sweep()
+            for link in self._links:  # a Runtime: Sending and Reading complete the Host
+                link.start(cast(Host, self))
         return self
 
     def _give_up(self, reason: str) -> None:
@@ -132,13 +144,16 @@ class RuntimeCore:
             if self._state != "running" or self._parts is None:
                 self._state = "stopped"
                 return
+            for link in self._links:  # first: what they still hand in commits
+                link.stop(timeout)
             self._state = "stopping"
             parts = self._parts
         try:
+            self._consumers.halt()
             parts.stop_actors(self._consumers.stop, timeout)
         finally:
-            parts.shutdown(timeout)
             self._consumers.clear()
+            parts.shutdown(timeout)
             self._state = "stopped"
 
     def _timeout(self, timeout: float | None) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import attrs
 
+from reactor.bus import BusHealth
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.parts import Parts
 
@@ -24,13 +25,21 @@ class Health:
     failures: dict[str, int] = attrs.field(factory=dict)  # per supervisor
     dead_letters: int = 0
     stopped: dict[str, str] = attrs.field(factory=dict)  # consumers given up on: why
+    standby: list[str] = attrs.field(factory=list)  # waiting for another process's lease
+    bus: BusHealth | None = None  # with Runtime(bus=...): the connection, outbox and inbox
 
     def lag(self) -> dict[str, int]:
         """How many positions each consumer is behind the journal's head."""
         return {name: self.head - position for name, position in self.consumers.items()}
 
 
-def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) -> Health:
+def report(
+    state: str,
+    failure: str | None,
+    parts: Parts,
+    consumers: Consumers,
+    bus: BusHealth | None = None,
+) -> Health:
     """The health of a running runtime made of `parts`."""
     host = parts.host
     return Health(
@@ -44,4 +53,10 @@ def report(state: str, failure: str | None, parts: Parts, consumers: Consumers) 
         failures={s.name: s.failures for s in parts.tree.supervisors()},
         dead_letters=len(parts.store.dead_letters()),
         stopped={n: why for s in parts.tree.supervisors() for n, why in s.retired.items()},
+        standby=sorted(
+            launch.spec.label
+            for launch in list(consumers.standby.values())
+            if launch.spec.name not in consumers.running
+        ),
+        bus=bus,
     )

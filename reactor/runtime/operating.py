@@ -23,7 +23,8 @@ class Operating(RuntimeCore):
         parts = self._parts
         if self._state != "running" or parts is None:
             return Health(state=self._state, failure=self.failure)
-        return report(self._state, self.failure, parts, self._consumers)
+        bus = None if self._bus is None else self._bus.health()
+        return report(self._state, self.failure, parts, self._consumers, bus)
 
     # -- dead letters -------------------------------------------------------------------------
 

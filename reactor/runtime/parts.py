@@ -15,6 +15,7 @@ from reactor.actors.dispatch import Dispatcher
 from reactor.actors.host import AggregateHost
 from reactor.actors.messages import Reply, Sync
 from reactor.actors.scheduler import Scheduler
+from reactor.actors.tailer import Tailer
 from reactor.actors.tree import Tree, build_tree
 from reactor.runtime.settings import Settings
 from reactor.specs import ConsumerKind
@@ -35,6 +36,7 @@ class Parts:
     timers: Scheduler
     tree: Tree
     host: AggregateHost
+    tailer: Tailer | None  # for a journal other processes append to
 
     @classmethod
     def start(cls, store: EventStore, settings: Settings, give_up: Callable[[str], None]) -> Parts:
@@ -52,6 +54,7 @@ class Parts:
             idle_timeout=settings.idle_timeout,
             supervisor=tree.aggregates,
         )
+        tailer = Tailer(store, tree.journal) if store.shared else None
         return cls(
             store=store,
             settings=settings,
@@ -61,6 +64,7 @@ class Parts:
             timers=timers,
             tree=tree,
             host=host,
+            tailer=tailer,
         )
 
     def stop_actors(
@@ -72,6 +76,8 @@ class Parts:
         router, the other consumers (every delivery handled, checkpoints saved), then the
         router and the journal."""
         tree = self.tree
+        if self.tailer is not None:
+            self.tailer.stop(timeout)
         for sup in tree.supervisors():
             sup.actor_ref.stop(block=True, timeout=timeout)
         self._drain(timeout)

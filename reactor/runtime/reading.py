@@ -32,21 +32,15 @@ class Reading(RuntimeCore):
         every event up to global position `after` (read-your-writes). With a policy,
         `Unauthorized` unless `principal` may query the projection class."""
         parts = self._running_parts()
-        running = self._consumers.projection(projection)
+        wait = self._timeout(timeout)
+        running = self._consumers.projection(projection, wait)
         if running is None:
             raise RegistrationError(f"{qualified_name(projection)} is not a registered projection")
         self._gov.check(principal, "query", qualified_name(projection))
         why = parts.tree.projections.retired.get(running.spec.label)
         if why is not None:
             raise ReactorError(f"projection {running.spec.label} was stopped: it {why}")
-        return QueryProxy(
-            parts.tree.router,
-            running.ref,
-            running.spec,
-            after,
-            self._timeout(timeout),
-            self._running,
-        )
+        return QueryProxy(parts.tree.router, running.ref, running.spec, after, wait, self._running)
 
     def read_stream(
         self, stream_id: str, from_seq: int = 1, to_seq: int | None = None

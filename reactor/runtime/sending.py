@@ -4,6 +4,8 @@ takes in (each checked, then handed to its `CommandRoute` or the journal)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from reactor.actors.dispatch import current_dispatcher, run_here
 from reactor.actors.messages import Appended, AppendRequest, Handle, Reply
@@ -133,24 +135,38 @@ class Sending(RuntimeCore):
         *,
         stream: str,
         expected_version: int | None = None,
+        event_id: str | None = None,
         correlation_id: str | None = None,
+        causation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         principal: Principal | None = None,
     ) -> CommandResult:
         """Append an event no aggregate produces (an integration event, a fact from outside)
-        to `stream`, and wait until it is durable. With a policy, `Unauthorized` unless
-        `principal` may publish its type (nothing is stored)."""
+        to `stream`, and wait until it is durable.
+
+        With an `event_id`, publishing it to the same stream again stores nothing and
+        returns what is stored (`DuplicateEventId` if another stream holds that id).
+        `correlation_id`, `causation_id` and `metadata` (a JSON object) are stored with it.
+        With a policy, `Unauthorized` unless `principal` may publish its type (nothing is
+        stored); the principal is kept in the metadata.
+        """
         parts = self._running_parts()
         type_name = self.registry.type_names([type(event)])[0]
         self._gov.check(principal, "publish", type_name, f"stream {stream}")
-        meta = principal_metadata(principal) or {}
-        record = parts.store.record(NewEvent(event, correlation_id=correlation_id, metadata=meta))
+        new = NewEvent(
+            event,
+            event_id=event_id or new_id(),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            metadata={**(metadata or {}), **(principal_metadata(principal) or {})},
+        )
         trail = (entry(principal, "publish", type_name, ACCEPTED, f"stream {stream}"),)
         reply = Reply()
         request = AppendRequest(
             append=Append(
                 stream_id=stream,
-                records=[record],
+                records=[parts.store.record(new)],
                 expected_version=expected_version,
                 audit=trail if self._gov.audits else (),
             ),
@@ -166,6 +182,39 @@ class Sending(RuntimeCore):
         return CommandResult(
             stream_id=stream, version=last.seq, position=last.position, events=done.envelopes
         )
+
+    def _publish_all(self, items: Sequence[tuple[NewEvent, str]]) -> list[Appended | ReactorError]:
+        """Append each `(event, stream)` at once (so that they commit together) and wait
+        until each is durable: its `Appended`, or the error that refused it. For the bus's
+        inbox, on a thread of its own (never an actor's)."""
+        parts = self._running_parts()
+        answers: list[Reply | ReactorError] = []
+        requests: list[AppendRequest] = []
+        for new, stream in items:
+            try:
+                append = Append(stream, [parts.store.record(new)], None)
+            except ReactorError as e:  # this one cannot be stored; the others can
+                answers.append(e)
+                continue
+            reply = Reply()
+            requests.append(AppendRequest(append, (new.event,), reply=reply))
+            answers.append(reply)
+        if requests:
+            journal, last = parts.tree.journal, reply
+
+            def hand_over() -> None:
+                for request in requests:
+                    tell(journal, request)
+
+            run_here(hand_over, last.done)
+        return [a if isinstance(a, ReactorError) else self._appended(a) for a in answers]
+
+    def _appended(self, reply: Reply) -> Appended | ReactorError:
+        try:
+            done: Appended = reply.get(self.settings.timeout)
+        except ReactorError as e:
+            return e
+        return done
 
 
 def _timed_out(command: object, command_id: str, stream_id: str, timeout: float) -> Timeout:

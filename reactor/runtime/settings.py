@@ -61,6 +61,7 @@ class Settings:
     subscriber_workers: int = attrs.field(default=2, validator=_count(1))
     retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=_policy)
     backlog: int = attrs.field(default=10_000, validator=_count(1))
+    lease_ttl: float = attrs.field(default=5.0, validator=_seconds())
     max_event_bytes: int | None = attrs.field(
         default=MAX_EVENT_BYTES, validator=_count(1, optional=True)
     )

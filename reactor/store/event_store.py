@@ -18,7 +18,7 @@ import attrs
 
 import reactor.security.snapshots as snapshots
 from reactor.codec import Codec, dumps, loads
-from reactor.errors import DecodeError, StorageError
+from reactor.errors import DecodeError, StorageError, UnknownEventType
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
 from reactor.security.chain import verify_storage
@@ -185,6 +185,24 @@ class EventStore:
         """Every envelope after `position` (of `types`: classes or names), in position order."""
         names = None if types is None else self.registry.type_names(types)
         return map(self.envelope, self.storage.read_all(after, names, limit))
+
+    def read_all_with_errors(
+        self, after: int = 0, limit: int | None = None
+    ) -> Iterator[Envelope | DecodeError | UnknownEventType]:
+        """`read_all` that does not stop at a row it cannot decode: that row comes as its
+        error (which names its type, stream, seq and position) and the read goes on."""
+        for stored in self.storage.read_all(after, None, limit):
+            try:
+                yield self.envelope(stored)
+            except (DecodeError, UnknownEventType) as e:
+                yield e
+
+    def read_stored(
+        self, after: int = 0, types: Collection[str] | None = None, limit: int | None = None
+    ) -> Iterator[StoredEvent]:
+        """Stored events after `after` (of `types`: names), in position order, undecoded:
+        for who forwards the stored bytes as they are (the bus's outbox)."""
+        return self.storage.read_all(after, types, limit)
 
     def last_position(self) -> int:
         return self.storage.last_position()

@@ -7,7 +7,6 @@ state machine driving the storage against a plain model.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -64,19 +63,24 @@ class ConcurrencyContract:
         per_writer, readers = 30, 3
         total = THREADS * per_writer
         seen: list[list[tuple[int, str]]] = [[] for _ in range(readers)]
+        finished, count_lock = [0], threading.Lock()  # writers done
 
         def work(n: int) -> None:
             if n < THREADS:  # a writer: its own stream, some batches of two
-                i = 0
-                while i < per_writer:
-                    count = 2 if i % 3 == 0 and i + 1 < per_writer else 1
-                    records = [rec(f"w{n}-{i + k}") for k in range(count)]
-                    storage.append(f"S-{n}", records, i)
-                    i += count
+                try:
+                    i = 0
+                    while i < per_writer:
+                        count = 2 if i % 3 == 0 and i + 1 < per_writer else 1
+                        records = [rec(f"w{n}-{i + k}") for k in range(count)]
+                        storage.append(f"S-{n}", records, i)
+                        i += count
+                finally:
+                    with count_lock:
+                        finished[0] += 1
                 return
-            mine = seen[n - THREADS]
-            deadline = time.monotonic() + 60
-            while len(mine) < total and time.monotonic() < deadline:
+            mine, last = seen[n - THREADS], False
+            while not last:  # tail while writers write, then once more after all are done
+                last = finished[0] == THREADS
                 after = mine[-1][0] if mine else 0
                 mine.extend((e.position, e.event_id) for e in storage.read_all(after))
 

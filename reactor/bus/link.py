@@ -1,0 +1,151 @@
+"""`BusLink`: a runtime's link to the event bus: its NATS connection, its outbox and (if it
+imports anything) its inbox, started after the runtime and stopped before it.
+
+A server that is down (or a URL nothing answers at) does not stop the runtime from
+starting: it starts degraded, logs a warning, and `health().bus.connected` is False. That
+is how it behaves when NATS goes away later too: commands commit locally, the outbox's
+backlog grows, and it drains once NATS is back. A malformed URL is a `ValueError` when the
+Runtime is made.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from reactor.actors.messages import Appended
+from reactor.bus.config import BusConfig
+from reactor.bus.wire import UNDELIVERABLE, Undeliverable
+from reactor.errors import ReactorError
+from reactor.events import Envelope, NewEvent
+from reactor.faults import RetryPolicy
+from reactor.registry import Registry
+from reactor.store.event_store import EventStore
+
+if TYPE_CHECKING:
+    from reactor.bus.connection import Connection
+    from reactor.bus.inbox import Inbox
+    from reactor.bus.outbox import Outbox
+
+log = logging.getLogger(__name__)
+START_WAIT = 5.0  # seconds start() waits for the first attempt to connect, at most
+
+
+class Host(Protocol):
+    """What a link needs of its runtime."""
+
+    @property
+    def store(self) -> EventStore: ...
+
+    def subscribe(
+        self,
+        fn: Callable[[Any, Envelope], object],
+        *,
+        types: Collection[type | str] | None = None,
+        name: str | None = None,
+        from_position: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> str: ...
+
+    def _publish_all(
+        self, items: Sequence[tuple[NewEvent, str]]
+    ) -> list[Appended | ReactorError]: ...
+
+
+class Link(Protocol):
+    """Something a runtime starts last and stops first."""
+
+    def start(self, host: Host) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class BusHealth:
+    """The bus as `Runtime.health().bus` shows it.
+
+    `connected`: NATS is reachable and the stream and consumers are set up; `error`: why
+    not. `outbox_backlog`: integration events committed here and not yet confirmed by
+    JetStream; `exported_to`: the journal position confirmed up to. `imported` counts the
+    events taken in since start, `redelivered` those that were in already (stored
+    nothing), `skipped` the messages of types not imported, `dead_lettered` the
+    undecodable ones; `sources` are the exporters' streams pulled from.
+    """
+
+    service: str
+    url: str
+    connected: bool
+    error: str | None = None
+    outbox_backlog: int = 0
+    exported: int = 0
+    exported_to: int = 0
+    imported: int = 0
+    redelivered: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    sources: tuple[str, ...] = ()
+
+
+class BusLink:
+    """The bus of one runtime (see the module's docstring)."""
+
+    def __init__(self, config: BusConfig, registry: Registry) -> None:
+        self.config = config
+        registry.add_event(Undeliverable, UNDELIVERABLE, kind="system")
+        self._conn: Connection | None = None
+        self._outbox: Outbox | None = None
+        self._inbox: Inbox | None = None
+
+    def start(self, host: Host) -> None:
+        """Connect (waiting `START_WAIT` seconds at most), start the outbox and inbox."""
+        from reactor.bus.connection import Connection  # nats-py: an optional extra
+        from reactor.bus.inbox import Inbox
+        from reactor.bus.outbox import Outbox
+
+        config = self.config
+        self._conn = conn = Connection(config.servers, config.service)
+        self._outbox = outbox = Outbox(config, host.store, conn)
+        if config.imports:
+            self._inbox = Inbox(config, host.store, conn, host._publish_all)
+            self._inbox.start()
+        names = outbox.types()
+        if names:  # committed integration events wake the outbox at once
+            host.subscribe(outbox.poke, types=names)
+        outbox.start()
+        if not conn.start(START_WAIT):
+            log.warning(
+                "bus %s: NATS at %s is out of reach (%s); running degraded: events commit "
+                "locally and are exported once it is reachable (health().bus.connected is "
+                "False until then)",
+                config.service,
+                config.url,
+                conn.error or f"no answer within {START_WAIT:g}s",
+            )
+
+    def stop(self, timeout: float) -> None:
+        """Stop the inbox and outbox threads, then the connection. Idempotent."""
+        for part in (self._inbox, self._outbox, self._conn):
+            if part is not None:
+                part.stop(timeout)
+
+    def health(self) -> BusHealth:
+        conn, outbox, inbox = self._conn, self._outbox, self._inbox
+        if conn is None or outbox is None:
+            return BusHealth(service=self.config.service, url=self.config.url, connected=False)
+        return BusHealth(
+            service=self.config.service,
+            url=self.config.url,
+            connected=conn.up.is_set(),
+            error=conn.error or outbox.error,
+            outbox_backlog=outbox.backlog,
+            exported=outbox.published,
+            exported_to=outbox.confirmed,
+            imported=inbox.imported if inbox else 0,
+            redelivered=inbox.again if inbox else 0,
+            skipped=inbox.skipped if inbox else 0,
+            dead_lettered=inbox.dead_lettered if inbox else 0,
+            sources=tuple(sorted(inbox.sources)) if inbox else (),
+        )
