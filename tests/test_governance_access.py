@@ -15,6 +15,9 @@ import pytest
 from reactor import Policy, Principal, Runtime, Unauthorized
 from tests.customers import KEY, Customer, Directory, Ledger, Order, Ordered, Register, registry
 from tests.helpers import wait_for
+from tests.test_bus_support import needs_nats, services
+
+__all__ = ["services"]  # the fixture
 
 POLICY = Policy.from_dict(
     {
@@ -199,3 +202,21 @@ def test_the_policy_file_is_read_into_the_runtime(tmp_path: Path) -> None:
         Runtime(policy={"roles": {}})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Runtime\(audit=...\) must be True, False or None"):
         Runtime(audit="yes")  # type: ignore[arg-type]
+
+
+@needs_nats
+def test_a_runtimes_own_bus_is_not_held_to_its_policy(
+    tmp_path: Path, services: Callable[[str], str]
+) -> None:
+    """The bus's outbox subscribes to the integration events as the runtime itself: a
+    policy applies to principals, not to it; a principal's publish is still checked."""
+    from tests.test_bus_support import NATS_URL, Asked
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    policy = Policy.from_dict({"roles": {"app": {"publish": ["bustest.*"]}}})
+    with Runtime(url, service=services("gov"), bus=NATS_URL, policy=policy) as rt:
+        done = rt.publish(Asked(1), stream="S", principal=Principal("svc", roles=["app"]))
+        assert done.events[0].metadata["principal"] == {"id": "svc", "roles": ["app"]}
+        with pytest.raises(Unauthorized):
+            rt.publish(Asked(2), stream="S", principal=GUEST)
+        assert wait_for(lambda: (h := rt.health().bus) is not None and h.exported >= 1, 30)

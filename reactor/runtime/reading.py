@@ -79,3 +79,8 @@ class Reading(RuntimeCore):
         for resource in sorted(names) if names is not None else ["*"]:
             self._gov.check(principal, "subscribe", resource, f"subscriber {name or fn!r}")
         return self._consumers.subscribe(fn, names, name, from_position, retry)
+
+    def _subscribe(self, fn: Callable[[Any, Envelope], object], types: Collection[str]) -> str:
+        """`subscribe` for the runtime's own links (a bus's outbox): no policy applies."""
+        self._running()
+        return self._consumers.subscribe(fn, frozenset(types), None, None, None)
