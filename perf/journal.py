@@ -1,5 +1,7 @@
 """Journal throughput on a SQLite file (WAL, synchronous=FULL), next to raw sqlite3 doing
-the same inserts and selects with the same schema and the same JSON library (orjson).
+the same inserts and selects with the same schema and the same JSON library (orjson); then
+the cost of the hash chain, of sealing personal data and of the audit trail
+(perf/governance.py).
 
     python -m perf journal
 """
@@ -19,9 +21,13 @@ from perf.report import rate, row
 from reactor import Codec, EventStore, Registry, event
 from reactor.events import new_id
 from reactor.store import Append, SQLiteStorage
-from reactor.store.sqlite_schema import INSERT_EVENT as _INSERT
 from reactor.store.sqlite_schema import SCHEMA as _SCHEMA
 from reactor.store.sqlite_schema import SCHEMA_VERSION
+
+_INSERT = (  # the rows of schema 1 (no hash): the floor
+    "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
+    "metadata, correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 registry = Registry()
 
@@ -245,6 +251,9 @@ def main() -> None:
         "cls(**json.loads(data))",
         "events/s",
     )
+    from perf import governance  # the cost of the hash chain, sealing and the audit trail
+
+    governance.main()
 
 
 if __name__ == "__main__":

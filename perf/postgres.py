@@ -1,9 +1,9 @@
 """The PostgreSQL journal on the local server (127.0.0.1:5432, database test), each figure
 next to its baseline measured in the same run: appends one and 256 per batch against raw
 psycopg inserting the same rows and the eventsourcing library's PostgreSQL recorder; a
-batch stored at once (one statement) against the decided way (two round trips); the
-wake-up of a waiter by another process's append; 1, 2 and 4 writer processes; then the
-runtime on PostgreSQL (perf/postgres_runtime.py).
+batch stored at once (one statement) against the decided way (two round trips); the hash
+chain on against a constant link; the wake-up of a waiter by another process's append;
+1, 2 and 4 writer processes; then the runtime on PostgreSQL (perf/postgres_runtime.py).
 
     python -m perf postgres [--quick]
 """
@@ -145,7 +145,7 @@ def best(writers: dict[str, Callable[[int], None]], size: int, count: int) -> di
 def decided() -> Iterator[None]:
     """Every batch decided under the head's lock (two round trips), none stored at once."""
     at_once = postgres_batch.at_once
-    postgres_batch.at_once = lambda appends: None
+    postgres_batch.at_once = lambda appends, head: None  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -154,14 +154,21 @@ def decided() -> Iterator[None]:
 
 def appends(quick: bool) -> None:
     print("\n1. appends: one event each, 1,000 streams round-robin, synchronous_commit on")
-    with schema() as a, schema() as b, schema() as c, schema() as d:
-        ours, raw, es, slow = Ours(a), Raw(b), Recorder(c), Ours(d)
+    with schema() as a, schema() as b, schema() as c, schema() as d, schema() as e:
+        ours, raw, es, slow, bare = Ours(a), Raw(b), Recorder(c), Ours(d), Ours(e)
+        bare.storage._head.link = lambda prev, event: prev  # the chain's hashing taken out
 
         def decided_batch(size: int) -> None:
             with decided():
                 slow.batch(size)
 
-        writers = {"ours": ours.batch, "raw": raw.batch, "es": es.batch, "slow": decided_batch}
+        writers = {
+            "ours": ours.batch,
+            "raw": raw.batch,
+            "es": es.batch,
+            "slow": decided_batch,
+            "bare": bare.batch,
+        }
         for size, count in ((1, 300 if quick else 1500), (256, 8 if quick else 40)):
             r = best(writers, size, count)
             what = f"append_batch of {size}"
@@ -169,7 +176,8 @@ def appends(quick: bool) -> None:
             row(what, r["ours"], r["raw"], floor, "events/s")
             row(what, r["ours"], r["es"], "eventsourcing recorder", "events/s")
             row(f"{what}, decided (2 round trips)", r["slow"], r["ours"], "at once (1)", "events/s")
-        for w in (ours, slow):
+            row(f"{what}, hash chain on", r["ours"], r["bare"], "chain off", "events/s")
+        for w in (ours, slow, bare):
             w.storage.close()
         raw.conn.close()
 

@@ -25,12 +25,16 @@ from reactor.events import CommandResult, Envelope, NewEvent, command, event, up
 from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime import Health, Runtime
+from reactor.security.chain import TamperedError
+from reactor.security.policy import Policy, Principal, Unauthorized
 from reactor.store import EventStore, open_store
+from reactor.store.records import AuditRecord
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aggregate",
+    "AuditRecord",
     "Codec",
     "CommandResult",
     "ConcurrencyError",
@@ -44,6 +48,8 @@ __all__ = [
     "Health",
     "InvalidCommand",
     "NewEvent",
+    "Policy",
+    "Principal",
     "Projection",
     "ReactorError",
     "RegistrationError",
@@ -54,7 +60,9 @@ __all__ = [
     "RuntimeStopped",
     "Saga",
     "StorageError",
+    "TamperedError",
     "Timeout",
+    "Unauthorized",
     "UnknownCommand",
     "UnknownEventType",
     "applies",

@@ -4,6 +4,8 @@ Supported field types: str, int (64-bit), float, bool, None, Decimal, UUID, date
 date, Enum, list/tuple/set/frozenset, dict, nested attrs classes, Optional, Literal and Any.
 Each class is compiled once into a plan that checks every value against its declared type
 while encoding (so that replay gives back what was live); decoding runs upcasters.
+Personal-data fields (`metadata={"pii": ...}`) are sealed with the codec's `ring` (a
+`KeyRing`) and opened before upcasting; a forgotten subject's values read as masked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import threading
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
@@ -20,6 +22,10 @@ import orjson
 from reactor.converters import Decode, Encode, Mismatch, converters, short
 from reactor.errors import DecodeError, EncodeError, RegistrationError, UnknownEventType
 from reactor.registry import EventSpec, Registry, default_registry, qualified_name, type_text
+from reactor.security.pii import MASK, PersonalField, personal_fields, seal, unseal
+
+if TYPE_CHECKING:
+    from reactor.security.crypto import KeyRing
 
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 _loads = orjson.loads
@@ -46,6 +52,8 @@ class _Plan:
     # (stored key, __init__ argument name, check-and-encode, decode or None)
     fields: tuple[tuple[str, str, Encode, Decode | None], ...]
     plain: bool  # every field reads back as stored and is named as its __init__ argument
+    personal: tuple[PersonalField, ...] = ()  # its personal-data fields
+    sealed: Mapping[str, str] | None = None  # their marker: field -> its subject's field
 
     def to_json(self, obj: Any) -> dict[str, Any]:
         out = {}
@@ -100,6 +108,8 @@ class Codec:
         self._fast: dict[str, tuple[int, Callable[[bytes], Any]]] = {}  # current versions
         self._generation = self.registry.generation
         self._lock = threading.RLock()
+        self.ring: KeyRing | None = None  # seals personal data (None: masks what is sealed)
+        self._markers: dict[tuple[Any, ...], tuple[PersonalField, ...]] = {}
 
     def check(self) -> None:
         """Compile every registered class; `RegistrationError` names an unsupported field."""
@@ -117,16 +127,32 @@ class Codec:
         return plan
 
     def encode(self, obj: object) -> tuple[str, int, bytes]:
-        """`(type name, version, JSON bytes)` of a registered event object.
+        """`(type name, version, JSON bytes)` of a registered event object (kept as state:
+        its personal fields are sealed if the codec has a ring, as they are if not).
 
         Raises `UnknownEventType` for an unregistered class, and `EncodeError` naming the
         type, the field, the expected type and the value for a value that does not fit its
         field's declared type (or would not read back as it is), or for data larger than
         `max_event_bytes`.
         """
+        return self._encode(obj, strict=False)[:3]
+
+    def encode_event(self, obj: object) -> tuple[str, int, bytes, Mapping[str, str] | None]:
+        """`encode` for the journal: also the marker of the personal fields sealed (field ->
+        its subject's field; None for none), to keep in the event's metadata under "pii".
+        `EncodeError` for an event with personal fields when the codec has no ring."""
+        return self._encode(obj, strict=True)
+
+    def _encode(
+        self, obj: object, strict: bool
+    ) -> tuple[str, int, bytes, Mapping[str, str] | None]:
         spec = self.registry.spec_of(type(obj))
+        plan = self.plan(spec.cls)
         try:
-            data = orjson.dumps(self.plan(spec.cls).to_json(obj))
+            values = plan.to_json(obj)
+            if plan.personal and (strict or self.ring is not None):
+                values = self._seal(plan, values, spec.name)
+            data = orjson.dumps(values)
         except Mismatch as m:
             raise m.error(f"event {spec.name!r}", "field") from None
         except (TypeError, ValueError, OverflowError, RecursionError) as e:
@@ -137,7 +163,17 @@ class Codec:
                 f"limit of {self._limit:,} (max_event_bytes); keep large payloads outside the "
                 "journal and store a reference to them in the event"
             )
-        return spec.name, spec.version, data
+        return spec.name, spec.version, data, plan.sealed
+
+    def _seal(self, plan: _Plan, values: dict[str, Any], context: str) -> dict[str, Any]:
+        if self.ring is None:
+            names = ", ".join(f.name for f in plan.personal)
+            raise EncodeError(
+                f"event {context!r} holds personal data ({names}), which is stored encrypted: "
+                "start the Runtime with master_key=<32 bytes> (or give the EventStore a key "
+                "ring with unlock())"
+            )
+        return seal(self.ring, plan.personal, values, context)
 
     def decode(
         self,
@@ -147,17 +183,21 @@ class Codec:
         stream_id: str = "",
         seq: int = 0,
         position: int = 0,
+        sealed: Mapping[str, str] | None = None,
     ) -> tuple[Any, int]:
         """The event object of stored `data`, upcast to the current version, and that version.
 
+        `sealed` is the marker of the personal fields stored sealed (an event's metadata
+        "pii"; None: those of its class, if the codec has a ring). They are opened before
+        upcasting; a forgotten subject's (and, with no ring, every) sealed value is masked.
         Raises `UnknownEventType` for an unregistered type name and `DecodeError` for
         bytes that are not this type's JSON; both name the stream, seq and position.
         """
         if self._generation != self.registry.generation:  # a class was (re)registered
             self._fast.clear()
             self._generation = self.registry.generation
-        fast = self._fast.get(type_name)
-        if fast is not None and version == fast[0]:
+        fast = self._fast.get(type_name)  # never for a class with personal fields
+        if fast is not None and version == fast[0] and not sealed:
             try:
                 return fast[1](data), version
             except Exception:
@@ -166,16 +206,23 @@ class Codec:
         if spec is None:
             raise UnknownEventType(type_name, stream_id=stream_id, seq=seq, position=position)
         try:
-            return self._decode(spec, version, data)
+            return self._decode(spec, version, data, sealed)
         except Exception as e:
             reason = e.reason if isinstance(e, DecodeError) else f"{type(e).__name__}: {e}"
             raise DecodeError(
                 reason, type_name=type_name, stream_id=stream_id, seq=seq, position=position
             ) from e
 
-    def _decode(self, spec: EventSpec, version: int, data: bytes) -> tuple[Any, int]:
-        """`decode`'s full path: parse, upcast, build (and remember the fast path)."""
+    def _decode(
+        self, spec: EventSpec, version: int, data: bytes, sealed: Mapping[str, str] | None
+    ) -> tuple[Any, int]:
+        """`decode`'s full path: parse, open, upcast, build (and remember the fast path)."""
         raw = _loads(data)
+        plan = self.plan(spec.cls)
+        if sealed is None and self.ring is not None:
+            sealed = plan.sealed
+        if sealed:
+            raw = self._unseal(plan, raw, sealed, spec.name)
         if version != spec.version:
             if version > spec.version:
                 raise DecodeError(
@@ -183,11 +230,34 @@ class Codec:
                     f"{spec.version} (written by newer code?)"
                 )
             raw = self.registry.upcast(spec.name, version, raw, spec.version)
-        plan = self.plan(spec.cls)
         event = plan.from_json(raw)
-        if version == spec.version:
+        if version == spec.version and not plan.personal:
             self._fast[spec.name] = (version, _fast_decoder(plan))
         return event, spec.version
+
+    def _unseal(
+        self, plan: _Plan, raw: Any, sealed: Mapping[str, str], context: str
+    ) -> dict[str, Any]:
+        """Open the sealed values of `raw` (as the marker names them); mask those that do
+        not open (no ring, or a forgotten subject)."""
+        if not isinstance(raw, dict):
+            raise DecodeError(f"expected a JSON object, got {short(raw)}")
+        fields = self._marked(plan, sealed)
+        if self.ring is not None:
+            return unseal(self.ring, fields, raw, context)
+        return {**raw, **{f.name: f.mask for f in fields if raw.get(f.name) is not None}}
+
+    def _marked(self, plan: _Plan, sealed: Mapping[str, str]) -> tuple[PersonalField, ...]:
+        """The personal fields a marker names, each masked as its class's field is."""
+        items = tuple(sealed.items()) if isinstance(sealed, Mapping) else ((None, None),)
+        if not all(isinstance(n, str) and isinstance(s, str) for n, s in items):
+            raise DecodeError(f"its metadata 'pii' is not a marker: {short(sealed)}")
+        fields = self._markers.get((plan.cls, items))
+        if fields is None:
+            masks = {f.name: f.mask for f in plan.personal}
+            fields = tuple(PersonalField(n, s, masks.get(n, MASK)) for n, s in items)
+            self._markers[plan.cls, items] = fields
+        return fields
 
     def encode_value(self, value: Any, tp: Any) -> bytes:
         """JSON bytes of a value of a supported type `tp`; `EncodeError` if it does not fit."""
@@ -288,7 +358,9 @@ class Codec:
         finally:
             self._compiling.discard(cls)
         plain = all(dec is None and key == arg for key, arg, _, dec in fields)
-        plan = _Plan(cls, tuple(fields), plain)
+        personal = personal_fields(cls)
+        sealed = {f.name: f.subject for f in personal} or None
+        plan = _Plan(cls, tuple(fields), plain, personal, sealed)
         self._plans[cls] = plan
         return plan
 

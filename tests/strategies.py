@@ -323,3 +323,19 @@ def same_value(a: object, b: object) -> bool:
     if isinstance(a, set | frozenset):  # items are hashable scalars (never NaN)
         return {(type(x), x) for x in a} == {(type(x), x) for x in b}
     return a == b
+
+
+# A customer run for the governance tests (tests/customers.py): commands of a few subjects,
+# each ("register", subject, email) | ("move", subject, address or None) |
+# ("order", subject, amount), and the subjects to forget.
+SUBJECTS = [f"c{n}" for n in range(5)]
+customer_commands = st.lists(
+    st.one_of(
+        st.tuples(st.just("register"), st.sampled_from(SUBJECTS), st.emails()),
+        st.tuples(st.just("move"), st.sampled_from(SUBJECTS), st.none() | TEXT),
+        st.tuples(st.just("order"), st.sampled_from(SUBJECTS), st.integers(1, 100)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+forgotten_subjects = st.sets(st.sampled_from(SUBJECTS))

@@ -6,6 +6,7 @@ import reactor
 
 PUBLIC = {
     "Aggregate",
+    "AuditRecord",
     "Codec",
     "CommandResult",
     "ConcurrencyError",
@@ -19,6 +20,8 @@ PUBLIC = {
     "Health",
     "InvalidCommand",
     "NewEvent",
+    "Policy",
+    "Principal",
     "Projection",
     "ReactorError",
     "Registry",
@@ -29,7 +32,9 @@ PUBLIC = {
     "RuntimeStopped",
     "Saga",
     "StorageError",
+    "TamperedError",
     "Timeout",
+    "Unauthorized",
     "UnknownCommand",
     "UnknownEventType",
     "applies",
@@ -58,7 +63,9 @@ def test_every_error_is_a_reactor_error_and_a_builtin() -> None:
         "InvalidCommand": ValueError,
         "RegistrationError": TypeError,
         "RuntimeStopped": RuntimeError,
+        "TamperedError": Exception,
         "Timeout": TimeoutError,
+        "Unauthorized": PermissionError,
         "UnknownCommand": LookupError,
         "UnknownEventType": LookupError,
     }

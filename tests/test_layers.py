@@ -13,8 +13,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reactor"
 # Each module's layer, bottom up (the first matching prefix wins).
 LAYERS = [
     ("model", ["errors", "events", "registry", "faults", "specs", "security.policy"]),
-    ("codec", ["codec", "converters", "sagas", "security.pii", "security.crypto"]),
-    ("storage", ["store", "security.chain"]),
+    (
+        "codec",
+        ["codec", "converters", "sagas", "security.pii", "security.crypto", "security.snapshots"],
+    ),
+    ("storage", ["store", "security.chain", "security.audit"]),
     ("actors", ["actors"]),
     ("links", ["metrics", "prometheus", "tracing", "bus", "cluster"]),
     ("user API", ["domain", "runtime"]),

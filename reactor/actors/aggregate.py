@@ -14,7 +14,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reactor.actors.dispatch import Dispatcher
-from reactor.actors.messages import Appended, AppendRequest, Handle, Passivate, SaveSnapshot
+from reactor.actors.messages import (
+    Appended,
+    AppendRequest,
+    Handle,
+    Passivate,
+    Reload,
+    SaveAudit,
+    SaveSnapshot,
+)
 from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import (
     ConcurrencyError,
@@ -25,6 +33,7 @@ from reactor.errors import (
     UnknownEventType,
 )
 from reactor.events import CommandResult, Envelope, decided_events
+from reactor.security.audit import command_entry, principal_metadata
 from reactor.specs import AggregateType
 from reactor.store.base import Append, CommandRecord, Snapshot
 
@@ -51,6 +60,7 @@ class AggregateActor(PooledActor):
         self.broken: ReactorError | None = None  # rehydration failed: every command gets it
         self.pending: tuple[Handle, int] | None = None  # a command waiting for its append
         self.stash: collections.deque[Any] = collections.deque()
+        self.subjects: set[str] | None = None  # whose personal data its state may hold
         self.routed = 0  # commands routed here (by the host, under its lock)
         self.completed = 0  # commands answered (by this actor)
         self.last_used = time.monotonic()
@@ -97,12 +107,14 @@ class AggregateActor(PooledActor):
 
     def _rehydrate(self) -> None:
         store = self.host.store
-        self.state, self.version = self.spec.cls(), 0
+        self.state, self.version, self.subjects = self.spec.cls(), 0, None
         snap = store.load_snapshot(self.stream_id)
-        if snap is not None and snap.type == self.spec.name:
-            values = store.decode_state(snap.state, self.spec.state_hints)
-            vars(self.state).update(values)
+        opened = store.open_snapshot(snap) if snap and snap.type == self.spec.name else None
+        if snap is not None and opened is not None:  # None: sealed for a forgotten subject
+            state, owners = opened
+            vars(self.state).update(store.decode_state(state, self.spec.state_hints))
             self.version = self.snapshot_version = snap.seq
+            self.subjects = set(owners) or None
         self._catch_up()
 
     def _catch_up(self) -> None:
@@ -121,6 +133,8 @@ class AggregateActor(PooledActor):
         applier = self.spec.appliers.get(type(env.event))
         if applier is not None:
             applier(self.state, env.event)
+            if "pii" in env.metadata:  # it applied personal data: note whose
+                self.subjects = (self.subjects or set()) | set(self.host.store.subjects(env.event))
         self.version = env.seq
 
     # -- messages -----------------------------------------------------------------------------
@@ -142,6 +156,8 @@ class AggregateActor(PooledActor):
             self._handle(message, 0)
         elif isinstance(message, Passivate):
             self._stop()
+        elif isinstance(message, Reload):
+            self.on_start()
         else:
             log.error("%s: unexpected message %r", self, message)
 
@@ -158,8 +174,11 @@ class AggregateActor(PooledActor):
             events = decided_events(handler(self.state, msg.command))
         except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
+        meta = principal_metadata(msg.principal)
         try:
-            records = [store.new_record(e, msg.correlation_id, msg.command_id) for e in events]
+            records = [
+                store.new_record(e, msg.correlation_id, msg.command_id, meta) for e in events
+            ]
         except (EncodeError, UnknownEventType) as e:  # nothing is stored
             return self._answer(msg, error=self._cannot_store(handler, msg.command, e))
         if not records and not msg.given_id:  # nothing to store, no id to remember
@@ -176,6 +195,9 @@ class AggregateActor(PooledActor):
             records=records,
             expected_version=self.version,
             command_id=command_id,
+            audit=(command_entry(msg.principal, msg.command, self._where(msg)),)
+            if msg.audit
+            else (),
         )
         self.pending = (msg, attempt)
         tell(
@@ -244,6 +266,7 @@ class AggregateActor(PooledActor):
             CommandResult(
                 stream_id=self.stream_id, version=version, position=position, events=envs
             ),
+            audited=True,  # with its append
         )
         self._maybe_snapshot()
 
@@ -254,14 +277,24 @@ class AggregateActor(PooledActor):
         self._answer(msg, error=error)
 
     def _answer(
-        self, msg: Handle, result: CommandResult | None = None, error: BaseException | None = None
+        self,
+        msg: Handle,
+        result: CommandResult | None = None,
+        error: BaseException | None = None,
+        audited: bool = False,
     ) -> None:
+        if msg.audit and not audited:  # its end goes to the trail with the next commit
+            entry = command_entry(msg.principal, msg.command, self._where(msg), error)
+            tell(self.host.journal, SaveAudit((entry,)))
         self.completed += 1
         if error is None:
             msg.reply.set(result)
         else:
             msg.reply.fail(error)
         self.host.trim()
+
+    def _where(self, msg: Handle) -> str:
+        return f"stream {self.stream_id}, command {msg.command_id}"
 
     def _maybe_snapshot(self) -> None:
         every = self.spec.snapshot_every
@@ -279,14 +312,7 @@ class AggregateActor(PooledActor):
         if not exact:  # a snapshot that does not round-trip would change replayed state
             self.host.unsnapshottable(self.spec, values)
             return
-        self.host.journal.tell(
-            SaveSnapshot(
-                Snapshot(
-                    stream_id=self.stream_id,
-                    seq=self.version,
-                    type=self.spec.name,
-                    version=1,
-                    state=data,
-                )
-            )
+        snapshot = Snapshot(
+            stream_id=self.stream_id, seq=self.version, type=self.spec.name, version=1, state=data
         )
+        self.host.journal.tell(SaveSnapshot(store.seal_snapshot(snapshot, self.subjects or ())))

@@ -15,7 +15,7 @@ from pykka import ActorRef
 
 from reactor.actors.aggregate import AggregateActor
 from reactor.actors.dispatch import Dispatcher
-from reactor.actors.messages import Handle, Passivate
+from reactor.actors.messages import Handle, Passivate, Reload
 from reactor.actors.pooled import post, start
 from reactor.specs import AggregateType
 from reactor.store.event_store import EventStore
@@ -95,6 +95,16 @@ class AggregateHost:
                     victims.append(stream_id)
             for stream_id in victims:
                 self._passivate(stream_id)
+
+    def reload(self, subject: str) -> int:
+        """Tell each live actor whose state may hold personal data of `subject` to rebuild
+        from the journal (after it forgot the subject: it then sees the masked values);
+        how many were told. O(live actors)."""
+        with self._lock:
+            holders = [a for a in self._live.values() if a.subjects and subject in a.subjects]
+            for actor in holders:
+                post(actor, Reload())
+        return len(holders)
 
     def stop_all(self) -> None:
         """Passivate every actor (each finishes what it was routed first)."""

@@ -22,6 +22,7 @@ from reactor.actors.messages import (
     DropDeadLetter,
     OrderDeadLetter,
     Publish,
+    SaveAudit,
     SaveCheckpoint,
     SaveDeadLetter,
     SaveSnapshot,
@@ -50,13 +51,13 @@ class JournalActor(PooledActor):
         self.router = router
         self.published = store.last_position()  # positions up to here went to the router
         self.commits = 0
-        self._group: list[AppendRequest | SaveCheckpoint] = []  # being committed
+        self._group: list[Grouped] = []  # being committed
 
     def __str__(self) -> str:
         return f"JournalActor({self.store.url})"
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, AppendRequest | SaveCheckpoint):
+        if isinstance(message, AppendRequest | SaveCheckpoint | SaveAudit):
             self._commit(self._drain(message))
         elif isinstance(message, SaveSnapshot):
             self.store.save_snapshot(message.snapshot)
@@ -88,8 +89,8 @@ class JournalActor(PooledActor):
             self.published = committed[-1].position
             tell(self.router, Publish(committed))
 
-    def _drain(self, first: AppendRequest | SaveCheckpoint) -> list[AppendRequest | SaveCheckpoint]:
-        """The first request and every append or checkpoint queued right behind it."""
+    def _drain(self, first: Grouped) -> list[Grouped]:
+        """The first request and every append, checkpoint or audit queued right behind it."""
         return [first, *self.take_queued(_groups, MAX_GROUP - 1)]
 
     def on_failed(self, error: BaseException) -> None:
@@ -106,12 +107,9 @@ class JournalActor(PooledActor):
         which restart after the journal (rest-for-one)."""
         self.published = self.store.last_position()
 
-    def _commit(self, group: list[AppendRequest | SaveCheckpoint]) -> None:
+    def _commit(self, group: list[Grouped]) -> None:
         self._group = group
-        appends = [
-            r.append if isinstance(r, AppendRequest) else Append("", (), None, r.checkpoint)
-            for r in group
-        ]
+        appends = [_append_of(r) for r in group]
         try:
             outcomes = self.store.commit(appends)
         except ReactorError as e:
@@ -124,6 +122,10 @@ class JournalActor(PooledActor):
         for request, outcome in zip(group, outcomes, strict=True):
             if isinstance(request, SaveCheckpoint):
                 self._saved(request, outcome)
+                continue
+            if isinstance(request, SaveAudit):
+                if request.reply is not None:
+                    request.reply.set(len(request.entries))
                 continue
             try:
                 envelopes = self._envelopes(request, outcome)
@@ -166,9 +168,21 @@ class JournalActor(PooledActor):
         return tuple(envelope(s) for s in outcome.events)  # stored before: decode
 
 
+Grouped = AppendRequest | SaveCheckpoint | SaveAudit  # what joins a group commit
+
+
 def _groups(message: Any) -> bool:
     """Whether a message joins a group commit."""
-    return isinstance(message, AppendRequest | SaveCheckpoint)
+    return isinstance(message, AppendRequest | SaveCheckpoint | SaveAudit)
+
+
+def _append_of(request: Grouped) -> Append:
+    """The append a grouped request makes (a checkpoint or audit entries: no events)."""
+    if isinstance(request, AppendRequest):
+        return request.append
+    if isinstance(request, SaveCheckpoint):
+        return Append("", (), None, request.checkpoint)
+    return Append("", (), None, audit=request.entries)
 
 
 def _as_reactor_error(error: BaseException) -> ReactorError:

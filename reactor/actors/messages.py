@@ -19,7 +19,15 @@ from pykka import ActorRef
 
 from reactor.errors import DecodeError, Timeout, UnknownEventType
 from reactor.events import Envelope
-from reactor.store.base import Append, AppendOutcome, Checkpoint, DeadLetterRecord, Snapshot
+from reactor.security.policy import Principal
+from reactor.store.base import (
+    Append,
+    AppendOutcome,
+    AuditRecord,
+    Checkpoint,
+    DeadLetterRecord,
+    Snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +117,27 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
 
 
 class Handle(NamedTuple):
-    """To an aggregate: handle `command`; answer `reply` with a CommandResult."""
+    """To an aggregate: handle `command`; answer `reply` with a CommandResult. The events
+    keep `principal` in their metadata; with `audit`, its end goes to the audit trail."""
 
     command: Any
     command_id: str
     correlation_id: str | None
     reply: Reply | NoReply
     given_id: bool  # the caller chose command_id (so it may have been handled already)
+    principal: Principal | None = None
+    audit: bool = False
 
 
 @attrs.frozen
 class Passivate:
     """To an aggregate: stop now (the host has forgotten it while it was idle)."""
+
+
+@attrs.frozen
+class Reload:
+    """To an aggregate: rebuild from the journal (a subject whose data it holds was
+    forgotten, so that it sees the masked values)."""
 
 
 class AppendRequest(NamedTuple):
@@ -294,6 +311,14 @@ class DropDeadLetter:
     """To the journal: delete a dead letter."""
 
     letter_id: str
+
+
+@attrs.frozen
+class SaveAudit:
+    """To the journal: store audit entries (with the next group commit); answer `reply`."""
+
+    entries: tuple[AuditRecord, ...]
+    reply: Reply | None = None
 
 
 @attrs.frozen

@@ -21,7 +21,6 @@ from reactor.bus.config import BusConfig
 from reactor.bus.wire import UNDELIVERABLE, Undeliverable
 from reactor.errors import ReactorError
 from reactor.events import Envelope, NewEvent
-from reactor.faults import RetryPolicy
 from reactor.registry import Registry
 from reactor.store.event_store import EventStore
 
@@ -40,15 +39,9 @@ class Host(Protocol):
     @property
     def store(self) -> EventStore: ...
 
-    def subscribe(
-        self,
-        fn: Callable[[Any, Envelope], object],
-        *,
-        types: Collection[type | str] | None = None,
-        name: str | None = None,
-        from_position: int | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> str: ...
+    def _subscribe(self, fn: Callable[[Any, Envelope], object], types: Collection[str]) -> str:
+        """A subscription of the runtime's own (no policy applies)."""
+        ...
 
     def _publish_all(
         self, items: Sequence[tuple[NewEvent, str]]
@@ -113,7 +106,7 @@ class BusLink:
             self._inbox.start()
         names = outbox.types()
         if names:  # committed integration events wake the outbox at once
-            host.subscribe(outbox.poke, types=names)
+            host._subscribe(outbox.poke, names)
         outbox.start()
         if not conn.start(START_WAIT):
             log.warning(

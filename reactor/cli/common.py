@@ -1,18 +1,24 @@
 """What the `reactor` sub-commands share: the `--store` option, opening the journal for
-one command, and printing aligned tables of stored events."""
+one command, printing aligned tables of stored events (personal data masked: the CLI has
+no key), and who the CLI is in the audit trail."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 import attrs
+import orjson
 
+from reactor.security.pii import MASK
+from reactor.security.policy import Principal
 from reactor.store import Storage, StoredEvent, open_storage
 
 DATA_WIDTH = 60
-Command = Callable[[Storage, argparse.Namespace], None]
+Command = Callable[[Storage, argparse.Namespace], int | None]  # the exit status (None: 0)
 
 
 @attrs.frozen
@@ -31,18 +37,25 @@ class Parents:
         return cls(store, shown)
 
 
-def on_store(command: Command, *, readonly: bool = True) -> Callable[[argparse.Namespace], None]:
+def on_store(
+    command: Command, *, readonly: bool = True
+) -> Callable[[argparse.Namespace], int | None]:
     """`command` run on the journal `--store` names (which must exist), closed after;
     opened read-only unless the command writes (an order to a dead letter)."""
 
-    def run(args: argparse.Namespace) -> None:
+    def run(args: argparse.Namespace) -> int | None:
         storage = open_storage(args.store, create=False, readonly=readonly)
         try:
-            command(storage, args)
+            return command(storage, args)
         finally:
             storage.close()
 
     return run
+
+
+def operator() -> Principal:
+    """Who the CLI acts as in the audit trail: the user of this process on this host."""
+    return Principal(f"{getpass.getuser()}@{socket.gethostname()}", roles=["cli"])
 
 
 def print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = True) -> None:
@@ -55,7 +68,7 @@ def print_events(events: Iterable[StoredEvent], full: bool, with_stream: bool = 
             e.type,
             str(e.version),
             when(e.timestamp),
-            _data(e.data, full),
+            _data(masked(e), full),
         )
         for e in events
     ]
@@ -71,6 +84,20 @@ def when(timestamp: float) -> str:
         return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     except (TypeError, ValueError, OverflowError, OSError):
         return f"{timestamp!r:.30} (not a time)"
+
+
+def masked(e: StoredEvent) -> bytes | str:
+    """The event's data with each personal field its metadata names as sealed ("pii")
+    shown as `MASK` (as it is if the row is not what reactor writes)."""
+    try:
+        sealed = orjson.loads(e.metadata).get("pii") if e.metadata else None
+        if not sealed:
+            return e.data
+        data = orjson.loads(e.data)
+        data.update((name, MASK) for name in sealed if data.get(name) is not None)
+        return orjson.dumps(data)
+    except (TypeError, ValueError, AttributeError):
+        return e.data
 
 
 def _data(data: bytes | str, full: bool) -> str:

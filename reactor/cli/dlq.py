@@ -6,8 +6,9 @@ import argparse
 from functools import partial
 from typing import Any
 
-from reactor.cli.common import Parents, on_store, print_events, print_table
+from reactor.cli.common import Parents, on_store, operator, print_events, print_table
 from reactor.errors import ReactorError
+from reactor.security.audit import ACCEPTED, entry
 from reactor.store import DeadLetterRecord, Storage
 from reactor.store.base import dead_letter_by_id, stored_at
 
@@ -75,6 +76,8 @@ def _show(storage: Storage, args: argparse.Namespace) -> None:
 def _order(storage: Storage, args: argparse.Namespace) -> None:
     d = _letter(storage, args.id)
     storage.order_dead_letter(d.id, args.order)
+    detail = f"dead letter {d.id}: ordered, carried out when its handler next runs"
+    storage.append_audit([entry(operator(), args.order, d.handler, ACCEPTED, detail)])
     print(
         f"{args.order} ordered for dead letter {d.id} ({d.handler}, position {d.position}, "
         f"{len(d.parked)} waiting): {d.handler} carries it out when it next runs"

@@ -1,7 +1,8 @@
-"""`reactor journal ...`: look inside a journal (info, streams, show, tail).
+"""`reactor journal ...`: look inside a journal (info, streams, show, tail); verify,
+backup and restore are in `reactor.cli.backup`.
 
-It reads stored records as they are (type, version and JSON data), so it needs none of the
-application's event classes.
+It reads stored records as they are (type, version and JSON data, personal fields masked),
+so it needs none of the application's event classes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from reactor.cli import backup
 from reactor.cli.common import Parents, count, on_store, print_events, print_table, when
 from reactor.errors import ReactorError
 from reactor.store import Storage
@@ -32,6 +34,7 @@ def add_commands(commands: Any, parents: Parents) -> None:
     tail.add_argument("--types", type=_names, metavar="T,...", help="only these type names")
     tail.add_argument("--limit", type=count, metavar="N", help="at most N events")
     tail.set_defaults(run=on_store(_tail))
+    backup.add_commands(journal_commands, parents)
 
 
 def _names(text: str) -> list[str]:

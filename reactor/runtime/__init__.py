@@ -2,12 +2,14 @@
 
 The facade of the user API, made of parts that each own one job: `RuntimeCore` (options,
 life cycle, registrations), `Sending` (commands, through the `CommandRoute` seam),
-`Reading` (queries, streams, subscriptions) and `Operating` (health, dead letters). After
-`stop()` no actor and no thread of it is left, and every call raises `RuntimeStopped`.
+`Reading` (queries, streams, subscriptions), `Operating` (health, dead letters) and
+`Governing` (forget, verify, the audit trail). After `stop()` no actor and no thread of it
+is left, and every call raises `RuntimeStopped`.
 """
 
 from __future__ import annotations
 
+from reactor.runtime.governing import Governing
 from reactor.runtime.health import Health
 from reactor.runtime.operating import Operating
 from reactor.runtime.reading import Reading
@@ -16,7 +18,7 @@ from reactor.runtime.sending import Sending
 __all__ = ["Health", "Runtime"]
 
 
-class Runtime(Sending, Reading, Operating):
+class Runtime(Sending, Reading, Operating, Governing):
     """An embedded reactive runtime on the journal at `url` (`memory://`, `sqlite:///x.db`).
 
     Options: `registry` (default: the global one), `workers` (pool threads, default 2),
@@ -27,7 +29,9 @@ class Runtime(Sending, Reading, Operating):
     projections and subscribers that declare none), `backlog` (pushed events a consumer
     may have waiting before it reads the journal itself instead), `max_event_bytes` (the
     largest encoded event), `lease_ttl` (on a shared journal: seconds a process holds a
-    single-active consumer without renewing). A wrong value is a `ValueError` naming the
-    option.
+    single-active consumer without renewing), `policy` (a `Policy`: who may do what; every
+    call then needs a `principal=`), `master_key` (32 bytes: personal data is encrypted
+    under keys it wraps), `audit` (write every command's end to the audit trail; default:
+    with a policy). A wrong value is a `ValueError` naming the option.
     Use it as a context manager, or call `start()` and `stop()`.
     """

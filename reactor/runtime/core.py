@@ -20,8 +20,10 @@ from reactor.faults import RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
 from reactor.runtime.consumers import Consumers
+from reactor.runtime.governance import Governance
 from reactor.runtime.parts import Parts
 from reactor.runtime.settings import Settings
+from reactor.security.policy import Policy
 from reactor.store import EventStore, open_store
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class RuntimeCore:
         service: str | None = None,
         bus: str | None = None,
         imports: Iterable[type | str] | None = None,
+        policy: Policy | None = None,
+        master_key: bytes | None = None,
+        audit: bool | None = None,
     ) -> None:
         if not isinstance(url, str):
             raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
@@ -78,6 +83,7 @@ class RuntimeCore:
         on_bus = bus_config(service, bus, imports, self.registry)
         self._bus = None if on_bus is None else BusLink(on_bus, self.registry)
         self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
+        self._gov = Governance(policy, master_key, audit, lambda: self._parts)
 
     def __repr__(self) -> str:
         return f"Runtime({self.url!r}, {self._state})"
@@ -110,6 +116,7 @@ class RuntimeCore:
             )
             try:
                 store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
+                self._gov.unlock(store, self._commands, self._consumers.registered.values())
             except BaseException:
                 store.close()
                 raise

@@ -42,16 +42,22 @@ def _shown(store: EventStore, d: DeadLetterRecord) -> DeadLetter:
     )
 
 
-def order(store: EventStore, consumers: Consumers, letter_id: str, what: str) -> Reply:
-    """Tell the handler of dead letter `letter_id` to carry out `what` ("redrive" or
-    "discard"); the reply gives how many events were delivered."""
+def handler_of(store: EventStore, letter_id: str) -> str:
+    """The handler of dead letter `letter_id`; `ReactorError` if there is none."""
     letter = store.dead_letter(letter_id)
     if letter is None:
         raise ReactorError(f"no dead letter {letter_id!r} in {store.url}")
-    running = consumers.by_label(letter.handler)
+    return letter.handler
+
+
+def order(store: EventStore, consumers: Consumers, letter_id: str, what: str) -> Reply:
+    """Tell the handler of dead letter `letter_id` to carry out `what` ("redrive" or
+    "discard"); the reply gives how many events were delivered."""
+    handler = handler_of(store, letter_id)
+    running = consumers.by_label(handler)
     if running is None:
         raise ReactorError(
-            f"dead letter {letter_id!r} belongs to {letter.handler!r}, which is not running "
+            f"dead letter {letter_id!r} belongs to {handler!r}, which is not running "
             "here: register it (or subscribe it by that name) first"
         )
     reply = Reply()

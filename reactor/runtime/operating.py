@@ -8,6 +8,7 @@ from reactor.runtime import dead_letters
 from reactor.runtime.core import RuntimeCore
 from reactor.runtime.health import Health, report
 from reactor.runtime.parts import sync
+from reactor.security.policy import Principal
 
 
 class Operating(RuntimeCore):
@@ -34,19 +35,34 @@ class Operating(RuntimeCore):
         sync(parts.tree.journal, self.settings.timeout)  # letters told to it are saved
         return dead_letters.listed(parts.store, handler)
 
-    def redrive(self, letter_id: str, *, timeout: float | None = None) -> int:
+    def redrive(
+        self, letter_id: str, *, timeout: float | None = None, principal: Principal | None = None
+    ) -> int:
         """Deliver a dead letter's event to its handler again, then the events parked behind
         it, in order; returns how many were delivered. If one fails again it stays (the
-        attempt counted) and its error is raised here."""
-        return self._order(letter_id, "redrive", timeout)
+        attempt counted) and its error is raised here. With a policy, `Unauthorized` unless
+        `principal` may operate the letter's handler; the order goes to the audit trail."""
+        return self._order(letter_id, "redrive", timeout, principal)
 
-    def discard(self, letter_id: str, *, timeout: float | None = None) -> int:
-        """Drop a dead letter and deliver the events parked behind it, in order."""
-        return self._order(letter_id, "discard", timeout)
+    def discard(
+        self, letter_id: str, *, timeout: float | None = None, principal: Principal | None = None
+    ) -> int:
+        """Drop a dead letter and deliver the events parked behind it, in order (as
+        `redrive`: checked by the policy, written to the audit trail)."""
+        return self._order(letter_id, "discard", timeout, principal)
 
-    def _order(self, letter_id: str, what: str, timeout: float | None) -> int:
+    def _order(
+        self, letter_id: str, what: str, timeout: float | None, principal: Principal | None
+    ) -> int:
         parts = self._running_parts()
         sync(parts.tree.journal, self.settings.timeout)
-        reply = dead_letters.order(parts.store, self._consumers, letter_id, what)
-        delivered: int = reply.get(self._timeout(timeout))
-        return delivered
+        handler = dead_letters.handler_of(parts.store, letter_id)
+        detail = f"dead letter {letter_id}"
+        self._gov.check(principal, "operate", handler, detail, doing=what)
+
+        def run() -> int:
+            reply = dead_letters.order(parts.store, self._consumers, letter_id, what)
+            delivered: int = reply.get(self._timeout(timeout))
+            return delivered
+
+        return self._gov.audited(principal, what, handler, detail, run, "{} delivered".format)

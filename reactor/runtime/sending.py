@@ -12,7 +12,10 @@ from reactor.actors.messages import Appended, AppendRequest, Handle, Reply
 from reactor.actors.pooled import tell
 from reactor.errors import ReactorError, Timeout
 from reactor.events import CommandResult, NewEvent, new_id
+from reactor.registry import qualified_name
 from reactor.runtime.core import RuntimeCore
+from reactor.security.audit import ACCEPTED, entry, principal_metadata
+from reactor.security.policy import Principal
 from reactor.store.base import Append
 
 
@@ -27,11 +30,12 @@ class Sending(RuntimeCore):
         *,
         command_id: str | None = None,
         correlation_id: str | None = None,
+        principal: Principal | None = None,
     ) -> Reply:
         """Send a command without waiting: returns a future whose `.get(timeout)` gives the
         `CommandResult` or raises what the command raised (`Rejected`, ...)."""
         reply = Reply()
-        self._send(command, command_id, correlation_id, reply)
+        self._send(command, command_id, correlation_id, reply, principal)
         return reply
 
     def send(
@@ -41,6 +45,7 @@ class Sending(RuntimeCore):
         command_id: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """Send a command and wait for its `CommandResult`.
 
@@ -51,7 +56,9 @@ class Sending(RuntimeCore):
         command needs of the aggregate, the journal and the router when they are idle (no
         hand-off between threads). With a `timeout`, the work runs on the pool and `send`
         raises `Timeout` when it passes; the command may still complete: send it again with
-        the same `command_id` to learn its outcome (nothing is stored twice).
+        the same `command_id` to learn its outcome (nothing is stored twice). `principal`
+        is who sends it: kept in its events' metadata; with a policy, `Unauthorized` unless
+        one of its roles may send this command class (nothing is sent).
         """
         worker = current_dispatcher()
         if worker is not None and not worker.may_block:
@@ -62,10 +69,11 @@ class Sending(RuntimeCore):
         reply = Reply()
         if timeout is None:
             cid, stream_id = run_here(
-                lambda: self._send(command, command_id, correlation_id, reply), reply.done
+                lambda: self._send(command, command_id, correlation_id, reply, principal),
+                reply.done,
             )
         else:
-            cid, stream_id = self._send(command, command_id, correlation_id, reply)
+            cid, stream_id = self._send(command, command_id, correlation_id, reply, principal)
         wait = self._timeout(timeout)
         try:
             result: CommandResult = reply.get(wait)
@@ -80,10 +88,11 @@ class Sending(RuntimeCore):
         command_id: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """`send` for asyncio code: awaits the result without blocking the event loop."""
         reply = Reply(loop=asyncio.get_running_loop())
-        cid, stream_id = self._send(command, command_id, correlation_id, reply)
+        cid, stream_id = self._send(command, command_id, correlation_id, reply, principal)
         wait = self._timeout(timeout)
         try:
             result: CommandResult = await asyncio.wait_for(reply.wait(), wait)
@@ -92,19 +101,29 @@ class Sending(RuntimeCore):
         return result
 
     def _send(
-        self, command: object, command_id: str | None, correlation_id: str | None, reply: Reply
+        self,
+        command: object,
+        command_id: str | None,
+        correlation_id: str | None,
+        reply: Reply,
+        principal: Principal | None = None,
     ) -> tuple[str, str]:
-        """Check `command` and hand it to its route; its command id and stream."""
+        """Check `command` (and that `principal` may send it) and hand it to its route;
+        its command id and stream."""
         self._running()
         spec = self._commands.spec(command)
         stream_id = self._commands.stream_of(spec, command)
         cid = command_id or new_id()
+        where = f"stream {stream_id}, command {cid}"
+        self._gov.check(principal, "send", qualified_name(type(command)), where)
         handle = Handle(
             command=command,
             command_id=cid,
             correlation_id=correlation_id or cid,
             reply=reply,
             given_id=command_id is not None,
+            principal=principal,
+            audit=self._gov.audits,
         )
         assert self._route is not None
         self._route.deliver(spec, stream_id, handle)
@@ -121,6 +140,7 @@ class Sending(RuntimeCore):
         causation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        principal: Principal | None = None,
     ) -> CommandResult:
         """Append an event no aggregate produces (an integration event, a fact from outside)
         to `stream`, and wait until it is durable.
@@ -128,18 +148,28 @@ class Sending(RuntimeCore):
         With an `event_id`, publishing it to the same stream again stores nothing and
         returns what is stored (`DuplicateEventId` if another stream holds that id).
         `correlation_id`, `causation_id` and `metadata` (a JSON object) are stored with it.
+        With a policy, `Unauthorized` unless `principal` may publish its type (nothing is
+        stored); the principal is kept in the metadata.
         """
         parts = self._running_parts()
+        type_name = self.registry.type_names([type(event)])[0]
+        self._gov.check(principal, "publish", type_name, f"stream {stream}")
         new = NewEvent(
             event,
             event_id=event_id or new_id(),
             correlation_id=correlation_id,
             causation_id=causation_id,
-            metadata=metadata or {},
+            metadata={**(metadata or {}), **(principal_metadata(principal) or {})},
         )
+        trail = (entry(principal, "publish", type_name, ACCEPTED, f"stream {stream}"),)
         reply = Reply()
         request = AppendRequest(
-            append=Append(stream, [parts.store.record(new)], expected_version),
+            append=Append(
+                stream_id=stream,
+                records=[parts.store.record(new)],
+                expected_version=expected_version,
+                audit=trail if self._gov.audits else (),
+            ),
             events=(event,),
             reply=reply,
         )

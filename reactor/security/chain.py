@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from reactor.errors import ReactorError
-from reactor.store.base import StoredEvent
+from reactor.store.base import GENESIS, Storage, StoredEvent
 
-GENESIS = bytes(32)  # the "previous hash" of position 1
 CHAIN_VERSION = 1  # hashed into every link: a new encoding gets a new number
 What = Literal["edited", "deleted", "inserted", "reordered"]
 Row = tuple[StoredEvent, bytes | None]  # an event and the hash stored with it
@@ -81,6 +80,54 @@ def event_hash(prev: bytes, event: StoredEvent) -> bytes:
     return _sha256(b"".join((header, eid, sid, typ, cid, kid, data, mb))).digest()
 
 
+def hashable(event: StoredEvent) -> StoredEvent:
+    """`event` with each column of the wrong type (a row edited by hand: text data, a seq
+    that is not a number) turned into one `event_hash` takes, so that it hashes (to a value
+    that differs from the original's) instead of raising."""
+    eid, sid, seq, position, typ, version, data, ts, meta, corr, cause = event
+    if (
+        type(eid) is str
+        and type(sid) is str
+        and type(typ) is str
+        and type(seq) is int
+        and type(position) is int
+        and type(version) is int
+        and type(data) is bytes
+        and type(ts) is float
+        and (meta is None or type(meta) is bytes)
+        and (corr is None or type(corr) is str)
+        and (cause is None or type(cause) is str)
+    ):
+        return event
+    return StoredEvent(
+        _text(eid),
+        _text(sid),
+        _number(seq),
+        _number(position),
+        _text(typ),
+        _number(version),
+        _bytes(data),
+        float(ts) if isinstance(ts, int | float) else float("nan"),
+        None if meta is None else _bytes(meta),
+        None if corr is None else _text(corr),
+        None if cause is None else _text(cause),
+    )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _number(value: object) -> int:
+    return value if type(value) is int and -(2**63) <= value < 2**63 else -1
+
+
+def _bytes(value: object) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return (value if isinstance(value, str) else repr(value)).encode()
+
+
 def chain_hashes(prev: bytes, events: Iterable[StoredEvent]) -> list[bytes]:
     """The hash of each event in turn, the first chained to `prev` (a batch's append)."""
     out = []
@@ -127,6 +174,13 @@ def verify(rows: Iterable[Row], *, start: ChainHead = START, head: ChainHead | N
             f"to position {head.position}",
         )
     return expected - 1 - start.position
+
+
+def verify_storage(storage: Storage) -> int:
+    """Walk a whole journal's chain up to the head it recorded (and what was appended while
+    walking); the number of events checked, or `TamperedError` naming the first bad row."""
+    head = ChainHead(*storage.chain_head())
+    return verify(((hashable(e), h) for e, h in storage.read_chain()), head=head)
 
 
 class _Place(NamedTuple):

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from reactor.errors import ReactorError
+from reactor.security.pii import KEY_CHECK
 
 
 class MissingDependency(ReactorError, ImportError):
@@ -29,7 +30,6 @@ except ImportError as e:
     ) from e
 
 TOKEN_VERSION = 1  # the first byte of every token, wrapped key and key check
-KEY_CHECK = ""  # the reserved subject id the key check is stored under (subjects are non-empty)
 _KEY_ID, _NONCE, _TAG = 8, 12, 16
 _HEADER = 1 + _KEY_ID  # version, key id
 _OVERHEAD = _HEADER + _NONCE + _TAG  # 37 bytes on top of the plaintext
@@ -130,7 +130,7 @@ class KeyRing:
     """
 
     def __init__(self, master_key: bytes, keys: KeyStore, *, cache_size: int = 10_000) -> None:
-        master = _checked_master(master_key)
+        master = checked_master(master_key)
         if cache_size < 1:
             raise ValueError(f"KeyRing cache_size must be >= 1, got {cache_size!r}")
         self.keys, self.cache_size = keys, cache_size
@@ -338,7 +338,7 @@ def _fingerprint(master: bytes) -> str:
     return hashlib.sha256(b"reactor master key fingerprint" + master).digest()[:4].hex()
 
 
-def _checked_master(key: object) -> bytes:
+def checked_master(key: object) -> bytes:
     """The master key as bytes; `MasterKeyError` saying what is wrong with it and the fix."""
     fix = "generate one with os.urandom(32) and keep it outside the store (env var, file)"
     if key is None:

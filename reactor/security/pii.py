@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 PII = "pii"  # the attrs metadata key: {"pii": "<name of the field naming the subject>"}
 MASK = "<forgotten>"  # what a forgotten str field reads as; other fields read as None
+KEY_CHECK = ""  # the reserved subject id the master key check is stored under (by KeyRing)
 _length = struct.Struct(">I").pack
 
 

@@ -6,18 +6,21 @@ nothing of event classes. `EventStore` puts the codec on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-from reactor.errors import ConcurrencyError, DuplicateEventId, FencedError
+from reactor.errors import ConcurrencyError, DuplicateEventId, FencedError, StorageError
 from reactor.store.records import (
     Append,
     AppendOutcome,
+    AuditRecord,
     Checkpoint,
     CommandRecord,
     DeadLetterRecord,
+    Dump,
     Fence,
     Lease,
     NewRecord,
@@ -27,15 +30,19 @@ from reactor.store.records import (
 )
 
 __all__ = [
+    "GENESIS",
     "Access",
     "Append",
     "AppendOutcome",
+    "AuditRecord",
     "Checkpoint",
     "CommandRecord",
     "DeadLetterRecord",
+    "Dump",
     "Fence",
     "Lease",
     "NewRecord",
+    "Progress",
     "Snapshot",
     "Storage",
     "StoredEvent",
@@ -43,8 +50,12 @@ __all__ = [
     "check_append",
     "check_fence",
     "dead_letter_by_id",
+    "not_empty",
     "stored_at",
 ]
+
+GENESIS = bytes(32)  # the chain's "previous hash" of position 1
+Progress = Callable[[int, int], None]  # (done, total), called as a long task advances
 
 
 @attrs.frozen
@@ -62,7 +73,10 @@ class Storage(Protocol):
     Guarantees (the conformance kit `reactor.testing.storage.StorageContract` checks each):
     per stream, seqs are 1..n with no gap; positions strictly increase in commit order and
     a reader never skips a position committed late; an append is all or none;
-    re-appending event ids already stored at that place returns them and writes nothing.
+    re-appending event ids already stored at that place returns them and writes nothing;
+    each event is stored with its hash chained to the previous one's
+    (`reactor.security.chain.event_hash`), and the last one's is the recorded head.
+    It is also the `KeyStore` of the data keys of personal data (`save_key`...).
 
     `shared` says whether several processes' runtimes may use the journal at once (and so
     whether events may appear that this process did not append).
@@ -178,6 +192,58 @@ class Storage(Protocol):
         `timeout` seconds pass; returns `last_position()`."""
         ...
 
+    # -- governance: the hash chain, the audit trail, data keys, dump and load ---------------
+
+    def read_chain(
+        self, after: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[StoredEvent, bytes | None]]:
+        """Events after `after` with the hash stored with each, lazily, in position order."""
+        ...
+
+    def chain_head(self) -> tuple[int, bytes]:
+        """The chain head recorded with the last append: its position and hash
+        (0 and `GENESIS` for an empty journal)."""
+        ...
+
+    def append_audit(self, entries: Sequence[AuditRecord]) -> None:
+        """Store audit entries durably, in order (their `seq` is given by the store)."""
+        ...
+
+    def audit(
+        self, since: float | None = None, principal: str | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Audit entries (at or after timestamp `since`, of one principal id), oldest first,
+        at most `limit`. O(entries) without an index: meant for operators, not hot paths."""
+        ...
+
+    def save_key(self, subject: str, wrapped: bytes) -> bytes:
+        """Store `wrapped` as the subject's data key unless it has one; return the key now
+        stored (atomic: racing writers get one winner)."""
+        ...
+
+    def load_key(self, subject: str) -> bytes | None:
+        """The subject's wrapped data key, or None."""
+        ...
+
+    def load_keys(self, subjects: Collection[str]) -> dict[str, bytes]:
+        """The wrapped keys of those `subjects` that have one, in one round trip."""
+        ...
+
+    def delete_key(self, subject: str) -> bool:
+        """Destroy the subject's key so that no copy stays in the store's files (as far as
+        the backend can: see its docstring); False if it had none."""
+        ...
+
+    def dump(self) -> AbstractContextManager[Dump]:
+        """Everything stored but leases, read from one consistent snapshot while other
+        writers go on (`with storage.dump() as d: ...`)."""
+        ...
+
+    def load(self, dump: Dump, progress: Progress | None = None) -> int:
+        """Fill this empty journal with `dump`, as it is (stored hashes too); returns the
+        number of events loaded. `StorageError` if the journal holds anything already."""
+        ...
+
     def claim(self, owner: str) -> None:
         """Announce a runtime (`owner` describes it) on this journal until `close()`. A
         journal that is not `shared` serves one runtime at a time: `StorageError` naming the
@@ -241,6 +307,15 @@ def _already_stored(
         return found
     clash = found[0]
     raise DuplicateEventId(clash.event_id, clash.stream_id, clash.seq)
+
+
+def not_empty(url: str) -> StorageError:
+    """The error of a `load` into a journal that holds something already."""
+    return StorageError(
+        f"{url}: refusing to load into a journal that is not empty (it holds events, data "
+        "keys, audit entries, snapshots, checkpoints, commands or dead letters): restore into "
+        "a new, empty store"
+    )
 
 
 def dead_letter_by_id(storage: Storage, letter_id: str) -> DeadLetterRecord | None:

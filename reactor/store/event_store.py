@@ -1,25 +1,31 @@
 """`EventStore`: a `Storage` with the codec on top, so events go in and Envelopes come out.
 
 It encodes `NewEvent`s into records, decodes stored records (upcasting on the way), and
-reports undecodable data with the stream, seq and position it sits at. It is the only door
-to storage for the actors and the runtime: they call its verbs, never the `Storage` or the
-`Codec` behind it.
+reports undecodable data with the stream, seq and position it sits at. With a key ring
+(`unlock`) it seals personal data and forgets subjects. It is the only door to storage for
+the actors and the runtime: they call its verbs, never the `Storage` or the `Codec` behind it.
 """
 
 from __future__ import annotations
 
 import time
+import types
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
+
+import reactor.security.snapshots as snapshots
 from reactor.codec import Codec, dumps, loads
-from reactor.errors import DecodeError, UnknownEventType
+from reactor.errors import DecodeError, StorageError, UnknownEventType
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
+from reactor.security.chain import verify_storage
 from reactor.store.base import (
     Append,
     AppendOutcome,
+    AuditRecord,
     Checkpoint,
     CommandRecord,
     DeadLetterRecord,
@@ -32,6 +38,11 @@ from reactor.store.base import (
     dead_letter_by_id,
     stored_at,
 )
+
+if TYPE_CHECKING:
+    from reactor.security.crypto import KeyRing
+
+_PLAIN: Mapping[str, str] = types.MappingProxyType({})  # an event with nothing sealed
 
 
 class EventStore:
@@ -74,8 +85,11 @@ class EventStore:
         metadata: Mapping[str, Any] | None = None,
         event_id: str | None = None,
     ) -> NewRecord:
-        """Encode one event with its ids into a record (a fresh event id unless given)."""
-        type_name, version, data = self.codec.encode(event)
+        """Encode one event with its ids into a record (a fresh event id unless given); the
+        marker of its sealed personal fields goes into its metadata ("pii")."""
+        type_name, version, data, sealed = self.codec.encode_event(event)
+        if sealed is not None:
+            metadata = {**metadata, "pii": sealed} if metadata else {"pii": sealed}
         return NewRecord(
             event_id=event_id or new_id(),
             type=type_name,
@@ -94,26 +108,29 @@ class EventStore:
         by keyword takes twice as long: 1.24 against 0.62 µs).
         """
         event_id, stream_id, seq, position, type_name, version, data, ts, meta, corr, cause = stored
-        if event is None:  # read back: check what was stored (the rest was written just now)
-            if not (
-                type(seq) is int
-                and type(stream_id) is str
-                and type(event_id) is str
-                and (corr is None or type(corr) is str)
-                and (cause is None or type(cause) is str)
-            ):
-                raise _corrupt(stored, "a column holds a value of the wrong type")
-            event, version = self.codec.decode(type_name, version, data, stream_id, seq, position)
-        try:
-            timestamp = datetime.fromtimestamp(ts, UTC)
-        except (TypeError, ValueError, OverflowError, OSError) as e:
-            raise _corrupt(stored, f"timestamp {ts!r:.40} is not seconds: {e}") from e
+        if event is None and not (  # read back: check the columns (new rows are ours)
+            type(seq) is int
+            and type(stream_id) is str
+            and type(event_id) is str
+            and (corr is None or type(corr) is str)
+            and (cause is None or type(cause) is str)
+        ):
+            raise _corrupt(stored, "a column holds a value of the wrong type")
         try:
             metadata = {} if meta is None else loads(meta)
         except (TypeError, ValueError) as e:
             raise _corrupt(stored, f"metadata is not JSON: {e}") from e
         if type(metadata) is not dict:
             raise _corrupt(stored, f"metadata is {type(metadata).__name__}, not a JSON object")
+        if event is None:
+            sealed = metadata.get("pii", _PLAIN)
+            event, version = self.codec.decode(
+                type_name, version, data, stream_id, seq, position, sealed
+            )
+        try:
+            timestamp = datetime.fromtimestamp(ts, UTC)
+        except (TypeError, ValueError, OverflowError, OSError) as e:
+            raise _corrupt(stored, f"timestamp {ts!r:.40} is not seconds: {e}") from e
         return Envelope(
             event_id,
             stream_id,
@@ -268,6 +285,67 @@ class EventStore:
 
     def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
         return self.codec.decode_state(data, hints)
+
+    # -- governance: personal data, the audit trail, the hash chain ---------------------------
+
+    def unlock(self, master_key: bytes) -> KeyRing:
+        """Seal and open personal data with data keys kept in this journal, wrapped by
+        `master_key`; `MasterKeyError` if it is not the key they were wrapped with."""
+        from reactor.security.crypto import KeyRing
+
+        ring = self.codec.ring = KeyRing(master_key, self)
+        return ring
+
+    def forget(self, subject: str) -> bool:
+        """Destroy the subject's data key: its personal values read as masked from now on
+        (the events stay); False if it had none. `StorageError` without a key ring."""
+        if self.codec.ring is None:
+            raise StorageError(f"{self.url}: forget() needs the master key (unlock() first)")
+        return self.codec.ring.forget(subject)
+
+    def subjects(self, event: object) -> tuple[str, ...]:
+        """The subjects whose personal values `event` holds (none for most events)."""
+        fields = self.codec.plan(type(event)).personal
+        return snapshots.subjects(fields, event) if fields else ()
+
+    def seal_snapshot(self, snapshot: Snapshot, owners: Collection[str]) -> Snapshot:
+        """`snapshot` with its state sealed under each of `owners` (as it is for none)."""
+        if not owners or self.codec.ring is None:
+            return snapshot
+        state = snapshots.seal_state(self.codec.ring, snapshot.state, owners, snapshot.stream_id)
+        return attrs.evolve(snapshot, state=state)
+
+    def open_snapshot(self, snapshot: Snapshot) -> tuple[bytes, tuple[str, ...]] | None:
+        """A snapshot's state and owners (see `seal_snapshot`); None if it cannot be opened
+        any more (an owner was forgotten): rebuild from the events instead."""
+        try:
+            return snapshots.open_state(self.codec.ring, snapshot.state, snapshot.stream_id)
+        except LookupError:
+            return None
+
+    def save_key(self, subject: str, wrapped: bytes) -> bytes:
+        return self.storage.save_key(subject, wrapped)
+
+    def load_key(self, subject: str) -> bytes | None:
+        return self.storage.load_key(subject)
+
+    def load_keys(self, subjects: Collection[str]) -> dict[str, bytes]:
+        return self.storage.load_keys(subjects)
+
+    def delete_key(self, subject: str) -> bool:
+        return self.storage.delete_key(subject)
+
+    def append_audit(self, entries: Sequence[AuditRecord]) -> None:
+        self.storage.append_audit(entries)
+
+    def audit(
+        self, since: float | None = None, principal: str | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
+        return self.storage.audit(since, principal, limit)
+
+    def verify(self) -> int:
+        """Walk the hash chain: the number of events checked, or `TamperedError`."""
+        return verify_storage(self.storage)
 
     def close(self) -> None:
         self.storage.close()

@@ -13,9 +13,12 @@ from collections.abc import Collection, Iterator, Sequence
 import attrs
 
 from reactor.errors import ReactorError, StorageError
+from reactor.security.chain import event_hash
 from reactor.store.base import (
+    GENESIS,
     Append,
     AppendOutcome,
+    AuditRecord,
     Checkpoint,
     CommandRecord,
     DeadLetterRecord,
@@ -27,11 +30,12 @@ from reactor.store.base import (
     check_append,
     check_fence,
 )
+from reactor.store.memory_governance import MemoryGovernance
 
 _PAGE = 1000
 
 
-class MemoryStorage:
+class MemoryStorage(MemoryGovernance):
     """A `Storage` in lists and dicts behind one lock."""
 
     shared = False  # nothing outside this process can reach it
@@ -49,6 +53,9 @@ class MemoryStorage:
         self._dead: dict[str, DeadLetterRecord] = {}
         self._keyed: dict[str, dict[str, bytes]] = {}
         self._leases: dict[str, Lease] = {}
+        self._hashes: list[bytes] = []
+        self._audit: list[AuditRecord] = []
+        self._keys: dict[str, bytes] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -63,6 +70,12 @@ class MemoryStorage:
         with self._lock:
             self._check_open()
             outcomes = [self._append_one(a) for a in appends]
+            self._keep_audit(
+                e
+                for a, o in zip(appends, outcomes, strict=True)
+                if o.error is None
+                for e in a.audit
+            )
             self._appended.notify_all()
             return outcomes
 
@@ -91,6 +104,7 @@ class MemoryStorage:
             for r in a.records:
                 e = StoredEvent.at(r, a.stream_id, len(stream) + 1, len(self._events) + 1)
                 stream.append(e)
+                self._hashes.append(event_hash(self._hashes[-1] if self._events else GENESIS, e))
                 self._events.append(e)
                 self._by_id[e.event_id] = e
                 stored.append(e)

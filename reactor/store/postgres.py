@@ -42,6 +42,8 @@ from reactor.store.base import (
     check_fence,
 )
 from reactor.store.postgres_batch import Batch, commit
+from reactor.store.postgres_chain import HeadCache
+from reactor.store.postgres_governance import Governance
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASE,
@@ -70,7 +72,7 @@ def open_postgres(rest: str, options: dict[str, str], access: Access) -> Storage
     return PostgresStorage(url, create=access.create, readonly=access.readonly)
 
 
-class PostgresStorage:
+class PostgresStorage(Governance):
     """A `Storage` in a schema of a PostgreSQL database, shared by every process using it.
 
     The URL is `postgresql://user@host:port/db?schema=NAME` (see `Target` for its options).
@@ -95,7 +97,7 @@ class PostgresStorage:
         self._closed = False
         self._lock = threading.Lock()
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
-            prepare(conn, t.schema, create)
+            self._head = HeadCache(prepare(conn, t.schema, create))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             t.conninfo,
@@ -182,7 +184,7 @@ class PostgresStorage:
         the outcome is unknown: `StorageError` saying so (re-sending by command id is safe).
         """
         what = f"append a batch of {len(appends)}"
-        return self._run(what, lambda conn: commit(conn, appends, self.target))
+        return self._run(what, lambda conn: commit(conn, appends, self.target, self._head))
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -207,17 +209,22 @@ class PostgresStorage:
         return self._pages(sql, params, after, 2**62, 3, limit)
 
     def _pages(
-        self, sql: str, params: list[Any], after: int, upto: int, key: int, limit: int | None
-    ) -> Iterator[StoredEvent]:
-        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position).
-
-        Each page is one statement, so no transaction stays open between pages.
-        """
+        self,
+        sql: str,
+        params: list[Any],
+        after: int,
+        upto: int,
+        key: int,
+        limit: int | None,
+        make: Callable[[Any], Any] = stored_event,
+    ) -> Iterator[Any]:
+        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position); each
+        row made into a record by `make`. One statement a page: no transaction stays open."""
         left = limit if limit is not None else -1
         while left != 0:
             size = _PAGE if left < 0 else min(_PAGE, left)
             rows = self._fetch(sql, [*params, max(after, 0), upto, size])
-            yield from map(stored_event, rows)
+            yield from map(make, rows)
             if len(rows) < size:
                 return
             after = rows[-1][key]

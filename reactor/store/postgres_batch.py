@@ -1,18 +1,19 @@
 """One `append_batch` on PostgreSQL: ONE statement stores it, in one of two ways.
 
-At once (`at_once`): a batch of plain appends (no fence, each stream once) is sent as the
-statement alone, its own transaction: one round trip. It checks the expected versions it
-reads; a write that another process raced is refused by the unique keys (a seq or event id
-already stored), and the batch is then decided the careful way, where nothing is guessed.
+At once (`postgres_chain.at_once`): a batch of plain appends (no fence, each stream once)
+is sent as the statement alone, its own transaction: one round trip (two if its chain,
+computed in Python on the head this process last left, finds the head moved: see
+`postgres_chain`). It checks the expected versions it reads; a write that another process
+raced is refused by the unique keys (a seq or event id already stored), and the batch is
+then decided the careful way, where nothing is guessed.
 
-Decided (`Batch`): BEGIN, lock the head, read the versions, stored event ids, recorded
-command ids and fenced leases (one round trip); decide each append in Python
-(`check_append`, shared with the other backends); then the statement and COMMIT (one more).
+Decided (`Batch`): BEGIN, lock the head, read it (position and hash), the versions, stored
+event ids, recorded command ids and fenced leases (one round trip); decide each append in
+Python (`check_append`, shared with the other backends); then the statement and COMMIT.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +21,14 @@ from reactor.errors import ReactorError, StorageError
 from reactor.store.base import (
     Append,
     AppendOutcome,
-    Checkpoint,
     CommandRecord,
     Fence,
     Lease,
-    NewRecord,
     StoredEvent,
     check_append,
     check_fence,
 )
+from reactor.store.postgres_chain import HeadCache, at_once, store_at_once
 from reactor.store.postgres_schema import (
     COMMANDS,
     EVENTS_OF,
@@ -38,18 +38,15 @@ from reactor.store.postgres_schema import (
     VERSIONS,
     Target,
     stored_event,
-    write_statement,
 )
+from reactor.store.postgres_writes import Writes
 
 if TYPE_CHECKING:
     import psycopg
 
-ROW = ("stream", "k", "i", *NewRecord._fields)  # an event row of `Writes`
-COMMAND = ("c_id", "c_stream", "c_version", "c_count", "c_position", "c_i")
-
 
 def commit(
-    conn: psycopg.Connection[Any], appends: Sequence[Append], target: Target
+    conn: psycopg.Connection[Any], appends: Sequence[Append], target: Target, head: HeadCache
 ) -> list[AppendOutcome]:
     """Store a batch in ONE transaction: at once if it can be, else decided (see above).
 
@@ -58,14 +55,19 @@ def commit(
     """
     import psycopg
 
-    plan, writing = at_once(appends), False
+    writing = False
     try:
-        if plan is not None:
+        for _ in range(2):  # chained in Python on the head it knows, then in SQL if missed
+            plan = at_once(appends, head)
+            if plan is None:
+                break
             writing = True
-            stored = _store_at_once(conn, appends, *plan, channel=target.schema)
+            stored = store_at_once(conn, appends, plan, head, target.schema)
             if stored is not None:
                 return stored
-        batch, writing = Batch(), False
+            if plan.writes.base is None:
+                break
+        batch, writing = Batch(head), False
         with conn.pipeline() as pipeline:
             conn.execute("BEGIN")
             batch.read(conn, pipeline, appends)
@@ -74,6 +76,7 @@ def commit(
             if batch.writes.any():
                 conn.execute(*batch.writes.statement(target.schema))
             conn.execute("COMMIT")
+        head.committed(batch.base, batch.writes.end)
     except psycopg.OperationalError as e:
         if writing and conn.broken:
             raise StorageError(
@@ -89,30 +92,6 @@ def commit(
     return outcomes
 
 
-def _store_at_once(
-    conn: psycopg.Connection[Any],
-    appends: Sequence[Append],
-    writes: Writes,
-    firsts: list[int],
-    *,
-    channel: str,
-) -> list[AppendOutcome] | None:
-    """Store a batch in one statement; None if a check or a unique key refused it."""
-    import psycopg
-
-    if not writes.any():
-        return stored_at_once(appends, firsts, 0, {})
-    try:
-        ((base, versions, _),) = conn.execute(*writes.statement(channel)).fetchall()
-    except psycopg.errors.UniqueViolation:
-        return None
-    if base is None:
-        return None
-    return stored_at_once(
-        appends, firsts, base, dict(zip(writes.expected, versions or [], strict=True))
-    )
-
-
 def rollback(conn: psycopg.Connection[Any]) -> None:
     """Roll back what `conn` has in progress, if it still can."""
     import psycopg
@@ -121,122 +100,14 @@ def rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("ROLLBACK")
 
 
-class Writes:
-    """The rows of one write statement. An event row's seq is `actual + k` (its stream's
-    version as the statement reads it, plus k) and its position `base + i` (the head
-    before, plus i); the statement stores nothing if an expected version differs."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []  # stream, k, i, then the record's fields
-        self.expected: dict[str, int | None] = {}  # the streams written, in row order
-        self.commands: list[tuple[Any, ...]] = []  # id, stream, version, count, position, i
-        self.checkpoints: dict[str, Checkpoint] = {}  # by name: the last one wins
-        self.keyed: dict[tuple[str, str], bytes | None] = {}  # the last state wins
-
-    def add(self, stream_id: str, records: Sequence[NewRecord], k: int) -> None:
-        """Records of `stream_id` at seqs `actual + k + 1`, `actual + k + 2`... (`actual`:
-        the stream's version as the statement reads it)."""
-        for n, r in enumerate(records, k + 1):
-            self.rows.append((stream_id, n, len(self.rows) + 1, *r))
-
-    def keep(self, checkpoint: Checkpoint) -> None:
-        """Save `checkpoint` and its keyed rows with the batch."""
-        self.checkpoints[checkpoint.name] = checkpoint
-        self.keyed.update(((checkpoint.name, k), v) for k, v in checkpoint.keyed)
-
-    def any(self) -> bool:
-        """Whether there is anything to write."""
-        return bool(self.rows or self.commands or self.checkpoints)
-
-    def statement(self, channel: str) -> tuple[str, dict[str, Any]]:
-        """The write statement (`postgres_schema.write_statement`) and its parameters."""
-        params: dict[str, Any] = {
-            "channel": channel,
-            "n": len(self.rows),
-            "s_stream": list(self.expected),
-            "s_expected": list(self.expected.values()),
-            **_columns(ROW, self.rows),
-        }
-        parts = {
-            "commands": _columns(COMMAND, self.commands),
-            "checkpoints": _columns(
-                ("cp_name", "cp_position", "cp_state", "cp_time"),
-                [(c.name, c.position, c.state, time.time()) for c in self.checkpoints.values()],
-            ),
-            "saved": _columns(
-                ("k_name", "k_key", "k_state"),
-                [(n, k, v) for (n, k), v in self.keyed.items() if v is not None],
-            ),
-            "deleted": _columns(
-                ("d_name", "d_key"), [k for k, v in self.keyed.items() if v is None]
-            ),
-        }
-        used = frozenset(name for name, columns in parts.items() if next(iter(columns.values())))
-        for name in used:
-            params.update(parts[name])
-        return write_statement(used), params
-
-
-def _columns(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Rows as one list per column, by name (the arrays the statement unnests)."""
-    columns = zip(*rows, strict=True) if rows else [()] * len(names)
-    return {name: list(column) for name, column in zip(names, columns, strict=True)}
-
-
-def at_once(appends: Sequence[Append]) -> tuple[Writes, list[int]] | None:
-    """The writes of a batch that can be stored without reading first, and for each append
-    the `i` of its first row; None if the batch needs deciding: it has a fence, a stream
-    twice, a version check or a command id with no records, or an id twice."""
-    writes, firsts = Writes(), []
-    ids: set[str] = set()
-    commands: set[str] = set()
-    for a in appends:
-        if a.fence is not None or (a.checkpoint is not None and a.checkpoint.fence is not None):
-            return None
-        if not a.records and (a.expected_version is not None or a.command_id is not None):
-            return None
-        if a.records and a.stream_id in writes.expected:
-            return None
-        ids.update(r.event_id for r in a.records)
-        if a.command_id is not None:
-            if a.command_id in commands:
-                return None
-            commands.add(a.command_id)
-            last = len(writes.rows) + len(a.records)
-            writes.commands.append((a.command_id, a.stream_id, None, len(a.records), None, last))
-        firsts.append(len(writes.rows) + 1)
-        if a.records:
-            writes.expected[a.stream_id] = a.expected_version
-            writes.add(a.stream_id, a.records, 0)
-        if a.checkpoint is not None:
-            writes.keep(a.checkpoint)
-    return (writes, firsts) if len(ids) == len(writes.rows) else None
-
-
-def stored_at_once(
-    appends: Sequence[Append], firsts: list[int], base: int, versions: dict[str, int]
-) -> list[AppendOutcome]:
-    """The outcomes of a batch `at_once` stored after position `base`, its streams having
-    been at `versions`."""
-    outcomes = []
-    for a, first in zip(appends, firsts, strict=True):
-        actual = versions.get(a.stream_id, 0)
-        events = [
-            StoredEvent.at(r, a.stream_id, actual + k, base + i)
-            for k, (i, r) in enumerate(enumerate(a.records, first), 1)
-        ]
-        command = None
-        if a.command_id is not None:
-            command = CommandRecord.of(a.command_id, a.stream_id, events, actual)
-        outcomes.append(AppendOutcome(events=tuple(events), command=command, fresh=True))
-    return outcomes
-
-
 class Batch:
-    """The decisions of one `append_batch` made inside its transaction, and their writes."""
+    """The decisions of one `append_batch` made inside its transaction, and their writes
+    (`cache`: this process's view of the head, told what the head's lock reads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: HeadCache | None = None) -> None:
+        self.cache = cache if cache is not None else HeadCache()
         self.head = 0  # the last position taken
+        self.base = 0  # the head's position before the batch
         self.versions: dict[str, int] = {}
         self.start: dict[str, int] = {}  # the versions before the batch
         self.by_id: dict[str, StoredEvent] = {}  # stored, or inserted by this batch
@@ -259,7 +130,9 @@ class Batch:
         names = sorted({f.lease for f in _fences(appends)})
         leases = conn.execute(LEASES, [names]) if names else None
         pipeline.sync()
-        ((self.head,),) = head.fetchall()
+        ((self.head, prev),) = head.fetchall()
+        self.base = self.head
+        self.writes = Writes((self.head, prev))
         self.versions = dict(versions.fetchall())
         self.start = dict(self.versions)
         if stored is not None:
@@ -292,7 +165,14 @@ class Batch:
             self.command_events[command_id] = tuple(map(stored_event, cursor.fetchall()))
 
     def decide(self, a: Append) -> AppendOutcome:
-        """The outcome of one append, given the stored state and the batch's earlier ones."""
+        """The outcome of one append, given the stored state and the batch's earlier ones
+        (its audit entries are written with it if it succeeds)."""
+        outcome = self._decide(a)
+        if outcome.error is None:
+            self.writes.audit.extend(a.audit)
+        return outcome
+
+    def _decide(self, a: Append) -> AppendOutcome:
         done = self.commands.get(a.command_id) if a.command_id is not None else None
         if done is not None:
             return AppendOutcome(events=self.command_events[done.command_id], command=done)
@@ -311,14 +191,16 @@ class Batch:
             return AppendOutcome(error=refused)
         if stored is not None:
             return self._outcome(a, stored, actual, fresh=False)
-        if a.records:
-            start = self.start.setdefault(a.stream_id, 0)
-            self.writes.expected.setdefault(a.stream_id, None)
-            self.writes.add(a.stream_id, a.records, actual - start)
         stored = [
             StoredEvent.at(r, a.stream_id, seq, self.head + n)
             for n, (seq, r) in enumerate(enumerate(a.records, actual + 1), 1)
         ]
+        if a.records:
+            start = self.start.setdefault(a.stream_id, 0)
+            self.writes.expected.setdefault(a.stream_id, None)
+            prev = self.writes.end[1] if self.writes.end is not None else b""
+            hashes = self.cache.hashes(prev, stored)
+            self.writes.add(a.stream_id, a.records, actual - start, hashes)
         self.head += len(stored)
         self.by_id.update((e.event_id, e) for e in stored)
         self.versions[a.stream_id] = actual + len(stored)

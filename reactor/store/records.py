@@ -1,14 +1,16 @@
 """The records storage speaks: events to append and as stored, appends and their outcomes,
 and what a journal keeps besides events (checkpoints, snapshots, command records, dead
-letters, leases). Plain values: bytes, ids and numbers, never event classes.
+letters, leases, audit entries, a whole journal's `Dump`). Plain values: bytes, ids and
+numbers, never event classes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import attrs
+import orjson
 
 from reactor.errors import ReactorError
 
@@ -194,7 +196,9 @@ class Append(NamedTuple):
     `command_id`, if given, is recorded with it: appending again under a recorded command id
     writes nothing and returns what the first append stored (the command is idempotent).
     With a `fence`, the append is refused (`FencedError`) unless that lease is still held at
-    its epoch. A NamedTuple, like `AppendOutcome`: one of each is built per command.
+    its epoch. `audit` entries are stored in the same transaction iff the append succeeds
+    (the trail of an accepted command). A NamedTuple, like `AppendOutcome`: one of each is
+    built per command.
     """
 
     stream_id: str
@@ -203,6 +207,7 @@ class Append(NamedTuple):
     checkpoint: Checkpoint | None = None
     command_id: str | None = None
     fence: Fence | None = None
+    audit: Sequence[AuditRecord] = ()
 
 
 class AppendOutcome(NamedTuple):
@@ -218,3 +223,70 @@ class AppendOutcome(NamedTuple):
         if self.error is not None:
             raise self.error
         return list(self.events)
+
+
+@attrs.frozen(kw_only=True)
+class AuditRecord:
+    """One entry of the audit trail: who (`principal` id, "" for none, and its `roles`) did
+    what (`action` on `resource`), when (`timestamp`, seconds since the epoch) and how it
+    ended (`outcome`: accepted, rejected, denied, failed or done), with a `detail` (a
+    stream, a command id, an error: never the payload). `seq` is its place in the trail,
+    given by the store (0 before it is stored)."""
+
+    timestamp: float
+    principal: str
+    roles: tuple[str, ...] = ()
+    action: str
+    resource: str
+    outcome: str
+    detail: str = ""
+    seq: int = 0
+
+    def row(self) -> tuple[Any, ...]:
+        """Its stored columns but `seq`: timestamp, principal, roles (JSON text), action,
+        resource, outcome, detail."""
+        roles = orjson.dumps(list(self.roles)).decode()
+        return (
+            self.timestamp,
+            self.principal,
+            roles,
+            self.action,
+            self.resource,
+            self.outcome,
+            self.detail,
+        )
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> AuditRecord:
+        """A stored row: `seq`, then the columns of `row()`."""
+        seq, timestamp, principal, roles, action, resource, outcome, detail = row
+        return cls(
+            seq=seq,
+            timestamp=timestamp,
+            principal=principal,
+            roles=tuple(orjson.loads(roles)),
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            detail=detail,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Dump:
+    """Everything a journal holds but its leases, as records read from one consistent
+    snapshot of it (`Storage.dump()`), for a backup or a restore (`Storage.load`).
+
+    `head` is the chain head the store recorded (the last position and its hash);
+    `events` are `(event, stored hash)` in position order. Each iterable may be read once,
+    while the dump is open.
+    """
+
+    head: tuple[int, bytes]
+    events: Iterable[tuple[StoredEvent, bytes | None]]
+    snapshots: Iterable[Snapshot]
+    checkpoints: Iterable[Checkpoint]  # each with its keyed rows in `keyed`
+    commands: Iterable[CommandRecord]
+    dead_letters: Iterable[DeadLetterRecord]
+    keys: Iterable[tuple[str, bytes]]
+    audit: Iterable[AuditRecord]

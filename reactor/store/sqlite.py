@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,13 +27,14 @@ from reactor.store.base import (
     StreamInfo,
 )
 from reactor.store.sqlite_batch import Batch
+from reactor.store.sqlite_governance import Governance
 from reactor.store.sqlite_records import Records
 from reactor.store.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SELECT_EVENT,
-    UPGRADES,
     stored_event,
+    upgrade,
 )
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,15 @@ _PAGE = 1000
 _POLL = 0.02  # seconds between looks at the head while waiting for an append
 
 
-class SQLiteStorage(Records):
+class SQLiteStorage(Records, Governance):
     """A `Storage` in one SQLite file.
 
     `synchronous` is SQLite's durability setting (FULL: an acknowledged append survives
     power loss; NORMAL: it survives a process crash). `create=False` refuses to make a new
     file. Raises `StorageError` for a missing file, a foreign database or a newer schema.
     A SQLite journal serves one runtime at a time (`claim`); other processes may read it
-    (the CLI) and write small orders (dead-letter orders) meanwhile.
+    (the CLI) and write small orders (dead-letter orders) meanwhile. Deleted rows are
+    overwritten (`secure_delete`), so that a forgotten data key leaves no copy.
     """
 
     shared = False
@@ -89,6 +91,7 @@ class SQLiteStorage(Records):
             if not readonly:
                 self._writer.execute("PRAGMA journal_mode=WAL")
                 self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+                self._writer.execute("PRAGMA secure_delete=ON")
         except sqlite3.DatabaseError as e:
             self._writer.close()
             raise StorageError(f"{self.path} is not a reactor journal: {e}") from e
@@ -174,13 +177,8 @@ class SQLiteStorage(Records):
             self._upgrade(version)
 
     def _upgrade(self, version: int) -> None:
-        """Bring the schema from `version` to the current one (each step is idempotent, so a
-        process upgrading at the same moment does no harm)."""
-        steps = "".join(UPGRADES[version - 1 :])
-        self._writer.executescript(
-            f"BEGIN IMMEDIATE;{steps}UPDATE reactor_meta SET value = '{SCHEMA_VERSION}' "
-            "WHERE key = 'schema_version';COMMIT;"
-        )
+        """Bring the schema from `version` to the current one (see `sqlite_schema.upgrade`)."""
+        version = upgrade(self._writer)
         if version > 1:
             log.info(
                 "%s: journal schema upgraded from %d to %d", self.path, version, SCHEMA_VERSION
@@ -243,9 +241,17 @@ class SQLiteStorage(Records):
         )
 
     def _pages(
-        self, sql: str, params: list[Any], after: int, upto: int, key: int, limit: int | None
-    ) -> Iterator[StoredEvent]:
-        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position).
+        self,
+        sql: str,
+        params: list[Any],
+        after: int,
+        upto: int,
+        key: int,
+        limit: int | None,
+        make: Callable[[Any], Any] = stored_event,
+    ) -> Iterator[Any]:
+        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position); each
+        row made into a record by `make`.
 
         Each page is one short read, so no read transaction stays open between pages.
         """
@@ -253,7 +259,7 @@ class SQLiteStorage(Records):
         while left != 0:
             size = _PAGE if left < 0 else min(_PAGE, left)
             rows = self._query(sql, [*params, after, upto, size])
-            yield from map(stored_event, rows)
+            yield from map(make, rows)
             if len(rows) < size:
                 return
             after = rows[-1][key]

@@ -1,14 +1,17 @@
-"""The SQLite journal's schema and the statements shared by its reads and its batches."""
+"""The SQLite journal's schema, its upgrades, and the statements shared by its reads and
+its batches."""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from reactor.security.chain import event_hash, hashable
 from reactor.store.base import (
+    GENESIS,
     Checkpoint,
     Fence,
     Lease,
@@ -57,8 +60,39 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 INSERT OR IGNORE INTO reactor_meta VALUES ('application', 'reactor');
 INSERT OR IGNORE INTO reactor_meta VALUES ('schema_version', '1');
 """
-# Each step turns schema version k into k + 1 (index k - 1), in the transaction that opens it.
-UPGRADES = (
+
+
+def _chain(db: sqlite3.Connection) -> None:
+    """Step 3: each event's chain hash (existing events are hashed now), the recorded head,
+    the data keys of personal data and the audit trail."""
+    for statement in (
+        "ALTER TABLE events ADD COLUMN hash BLOB",
+        "CREATE TABLE IF NOT EXISTS chain (one INTEGER PRIMARY KEY CHECK (one = 1), "
+        "position INTEGER NOT NULL, hash BLOB NOT NULL)",
+        "INSERT OR IGNORE INTO chain VALUES (1, 0, zeroblob(32))",
+        "CREATE TABLE IF NOT EXISTS keys (subject TEXT PRIMARY KEY, wrapped BLOB NOT NULL) "
+        "WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, timestamp REAL NOT NULL, "
+        "principal TEXT NOT NULL, roles TEXT NOT NULL, action TEXT NOT NULL, "
+        "resource TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL)",
+    ):
+        db.execute(statement)
+    position, prev = 0, GENESIS
+    while rows := db.execute(
+        f"{SELECT_CHAIN} WHERE e.position > ? ORDER BY e.position LIMIT 1000", (position,)
+    ).fetchall():
+        hashes = []
+        for row in rows:
+            prev = event_hash(prev, hashable(stored_event(row[:11])))
+            position = row[3]
+            hashes.append((prev, position))
+        db.executemany("UPDATE events SET hash = ? WHERE position = ?", hashes)
+    db.execute("UPDATE chain SET position = ?, hash = ?", (position, prev))
+
+
+# Each step turns schema version k into k + 1 (index k - 1): SQL statements, or a function
+# running them; all the steps an opening needs run in one transaction.
+UPGRADES: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 2: leases; at most one dead letter per (handler, position)
     """
     CREATE TABLE IF NOT EXISTS leases (
@@ -69,6 +103,8 @@ UPGRADES = (
     );
     CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_place ON dead_letters (handler, position);
     """,
+    # 3: the hash chain, data keys and the audit trail
+    _chain,
 )
 SCHEMA_VERSION = 1 + len(UPGRADES)
 # The columns of a StoredEvent, in its field order.
@@ -77,9 +113,10 @@ SELECT_EVENT = (
     "e.metadata, e.correlation_id, e.causation_id "
     "FROM events e LEFT JOIN streams s ON s.id = e.stream"  # LEFT: an orphan row is seen
 )
-INSERT_EVENT = (  # the columns of a NewRecord after position, stream, seq
+SELECT_CHAIN = SELECT_EVENT.replace(" FROM events", ", e.hash FROM events")  # and its hash
+INSERT_EVENT = (  # the columns of a NewRecord after position, stream, seq; then its hash
     "INSERT INTO events (position, stream, seq, event_id, type, version, data, timestamp, "
-    "metadata, correlation_id, causation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "metadata, correlation_id, causation_id, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
 SAVE_CHECKPOINT = (
@@ -116,3 +153,42 @@ def write_checkpoints(db: sqlite3.Connection, checkpoints: Sequence[Checkpoint])
         "DELETE FROM keyed_state WHERE name = ? AND key = ?",
         [(cp.name, k) for cp in checkpoints for k, v in cp.keyed if v is None],
     )
+
+
+def upgrade(db: sqlite3.Connection) -> int:
+    """Bring the schema to the current version in one write transaction; the version it was
+    at (read under the write lock, so a process upgrading at the same moment does no harm).
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (found,) = db.execute(
+            "SELECT value FROM reactor_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        version = int(found)
+        for step in UPGRADES[version - 1 :]:
+            if callable(step):
+                step(db)
+            else:
+                for statement in statements(step):
+                    db.execute(statement)
+        db.execute(
+            "UPDATE reactor_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return version
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one by one (`executescript` would commit first)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        yield pending.strip()

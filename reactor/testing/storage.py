@@ -12,8 +12,9 @@ yielding a fresh, empty `Storage` (closed after). Durable backends may also over
             s.close()
 
 Needs pytest and hypothesis (the `test` extra). The parts live in `storage_events`
-(appends, reads, commands), `storage_records` (snapshots, checkpoints, dead letters, leases)
-and `storage_model` (concurrency and the model state machine).
+(appends, reads, commands), `storage_records` (snapshots, checkpoints, dead letters, leases),
+`storage_governance` (the hash chain, the audit trail, data keys, dump and load) and
+`storage_model` (concurrency and the model state machine).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import pytest
 
 from reactor.store.base import Storage
 from reactor.testing.storage_events import EventsContract
+from reactor.testing.storage_governance import GovernanceContract
 from reactor.testing.storage_model import ConcurrencyContract, run_model
 from reactor.testing.storage_records import RecordsContract
 
 __all__ = ["StorageContract", "run_model"]
 
 
-class StorageContract(EventsContract, RecordsContract, ConcurrencyContract):
+class StorageContract(EventsContract, RecordsContract, GovernanceContract, ConcurrencyContract):
     """Every promise of the `Storage` protocol; subclass it and define `storage`."""
 
     @pytest.fixture
