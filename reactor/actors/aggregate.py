@@ -174,7 +174,7 @@ class AggregateActor(PooledActor):
             events = decided_events(handler(self.state, msg.command))
         except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
-        meta = principal_metadata(msg.principal)
+        meta = None if msg.principal is None else principal_metadata(msg.principal)
         try:
             records = [
                 store.new_record(e, msg.correlation_id, msg.command_id, meta) for e in events
