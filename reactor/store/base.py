@@ -50,6 +50,8 @@ __all__ = [
     "check_append",
     "check_fence",
     "dead_letter_by_id",
+    "decide_append",
+    "fences_of",
     "not_empty",
     "stored_at",
 ]
@@ -259,6 +261,36 @@ def check_fence(fence: Fence | None, lease: Lease | None) -> None:
     """Raise `FencedError` unless `lease` (the stored lease `fence` names) is at its epoch."""
     if fence is not None and (lease is None or lease.epoch != fence.epoch):
         raise FencedError(fence.lease, fence.epoch, lease.epoch if lease is not None else 0)
+
+
+def fences_of(a: Append) -> tuple[Fence, ...]:
+    """The fences of an append and of its checkpoint (most appends have none)."""
+    if a.fence is None and (a.checkpoint is None or a.checkpoint.fence is None):
+        return ()
+    cp_fence = a.checkpoint.fence if a.checkpoint is not None else None
+    return tuple(f for f in (a.fence, cp_fence) if f is not None)
+
+
+def decide_append(
+    a: Append,
+    actual_version: int,
+    stored: Callable[[str], StoredEvent | None],
+    lease: Callable[[str], Lease | None],
+) -> list[StoredEvent] | None:
+    """Decide one append of a batch, before writing: its fences hold (`lease(name)` is the
+    stored lease), then `check_append` (`stored(event_id)` the stored event with that id).
+    The stored events of an idempotent re-append, None if it may be written; raises
+    `FencedError`, `ConcurrencyError` or `DuplicateEventId`. Shared by the backends."""
+    if a.fence is not None or a.checkpoint is not None:  # (most appends: no call)
+        for fence in fences_of(a):
+            check_fence(fence, lease(fence.lease))
+    return check_append(
+        a.stream_id,
+        a.records,
+        a.expected_version,
+        actual_version,
+        [stored(r.event_id) for r in a.records],
+    )
 
 
 def check_append(

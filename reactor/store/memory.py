@@ -27,8 +27,8 @@ from reactor.store.base import (
     Snapshot,
     StoredEvent,
     StreamInfo,
-    check_append,
     check_fence,
+    decide_append,
 )
 from reactor.store.memory_governance import MemoryGovernance
 
@@ -86,16 +86,7 @@ class MemoryStorage(MemoryGovernance):
             first = self._streams.get(done.stream_id, [])[done.version - done.count : done.version]
             return AppendOutcome(events=tuple(first), command=done)
         try:
-            check_fence(a.fence, self._leases.get(a.fence.lease) if a.fence else None)
-            if a.checkpoint is not None and a.checkpoint.fence is not None:
-                check_fence(a.checkpoint.fence, self._leases.get(a.checkpoint.fence.lease))
-            stored = check_append(
-                a.stream_id,
-                a.records,
-                a.expected_version,
-                len(stream),
-                [self._by_id.get(r.event_id) for r in a.records],
-            )
+            stored = decide_append(a, len(stream), self._by_id.get, self._leases.get)
         except ReactorError as refused:
             return AppendOutcome(error=refused)
         written = stored is None

@@ -9,12 +9,12 @@ then decided the careful way, where nothing is guessed.
 
 Decided (`Batch`): BEGIN, lock the head, read it (position and hash), the versions, stored
 event ids, recorded command ids and fenced leases (one round trip); decide each append in
-Python (`check_append`, shared with the other backends); then the statement and COMMIT.
+Python (`decide_append`, shared with the other backends); then the statement and COMMIT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from reactor.errors import ReactorError, StorageError
@@ -22,11 +22,10 @@ from reactor.store.base import (
     Append,
     AppendOutcome,
     CommandRecord,
-    Fence,
     Lease,
     StoredEvent,
-    check_append,
-    check_fence,
+    decide_append,
+    fences_of,
 )
 from reactor.store.postgres_chain import HeadCache, at_once, store_at_once
 from reactor.store.postgres_schema import (
@@ -127,7 +126,7 @@ class Batch:
         stored = conn.execute(STORED, [ids], binary=True) if ids else None
         command_ids = [a.command_id for a in appends if a.command_id is not None]
         commands = conn.execute(COMMANDS, [command_ids]) if command_ids else None
-        names = sorted({f.lease for f in _fences(appends)})
+        names = sorted({f.lease for a in appends for f in fences_of(a)})
         leases = conn.execute(LEASES, [names]) if names else None
         pipeline.sync()
         ((self.head, prev),) = head.fetchall()
@@ -178,15 +177,7 @@ class Batch:
             return AppendOutcome(events=self.command_events[done.command_id], command=done)
         actual = self.versions.get(a.stream_id, 0)
         try:
-            for fence in _fences((a,)):
-                check_fence(fence, self.leases.get(fence.lease))
-            stored = check_append(
-                a.stream_id,
-                a.records,
-                a.expected_version,
-                actual,
-                [self.by_id.get(r.event_id) for r in a.records],
-            )
+            stored = decide_append(a, actual, self.by_id.get, self.leases.get)
         except ReactorError as refused:
             return AppendOutcome(error=refused)
         if stored is not None:
@@ -221,12 +212,3 @@ class Batch:
                 (c.command_id, c.stream_id, c.version, c.count, c.position, 0)
             )
         return AppendOutcome(events=tuple(stored), command=command, fresh=fresh)
-
-
-def _fences(appends: Sequence[Append]) -> Iterator[Fence]:
-    """The fences of appends and of their checkpoints."""
-    for a in appends:
-        if a.fence is not None:
-            yield a.fence
-        if a.checkpoint is not None and a.checkpoint.fence is not None:
-            yield a.checkpoint.fence

@@ -20,11 +20,10 @@ from reactor.store.base import (
     AppendOutcome,
     Checkpoint,
     CommandRecord,
-    Fence,
     Lease,
     StoredEvent,
-    check_append,
-    check_fence,
+    decide_append,
+    fences_of,
 )
 from reactor.store.sqlite_schema import (
     INSERT_EVENT,
@@ -88,8 +87,8 @@ class Batch:
             ):
                 self.commands[row[0]] = CommandRecord.of_row(row)
         for a in appends:
-            if a.fence is not None or a.checkpoint is not None:  # (rare: no call otherwise)
-                for fence in _fences(a):
+            if a.fence is not None or a.checkpoint is not None:  # (most appends: no call)
+                for fence in fences_of(a):
                     if fence.lease not in self.leases:
                         self.leases[fence.lease] = load_lease(self.db, fence.lease)
         outcomes = [self._decide(a) for a in appends]
@@ -128,16 +127,7 @@ class Batch:
             return AppendOutcome(events=events, command=done)
         sid, actual = self.streams.get(a.stream_id, (None, 0))
         try:
-            if a.fence is not None or a.checkpoint is not None:
-                for fence in _fences(a):
-                    check_fence(fence, self.leases[fence.lease])
-            stored = check_append(
-                a.stream_id,
-                a.records,
-                a.expected_version,
-                actual,
-                [self.by_id.get(r.event_id) for r in a.records],
-            )
+            stored = decide_append(a, actual, self.by_id.get, self.leases.__getitem__)
         except ReactorError as refused:
             return AppendOutcome(error=refused)
         if stored is not None:
@@ -178,12 +168,6 @@ class Batch:
             (c.stream_id, c.version - c.count, c.version),
         )
         return [stored_event(row) for row in rows]
-
-
-def _fences(a: Append) -> tuple[Fence, ...]:
-    """The fences of an append and of its checkpoint."""
-    cp_fence = a.checkpoint.fence if a.checkpoint is not None else None
-    return tuple(f for f in (a.fence, cp_fence) if f is not None)
 
 
 def chunks(items: list[str]) -> Iterator[list[str]]:
