@@ -30,7 +30,7 @@ from reactor.bus.wire import headers
 from reactor.codec import loads
 from reactor.errors import ReactorError
 from reactor.events import new_id
-from reactor.store.base import Append, Checkpoint, DeadLetterRecord, StoredEvent
+from reactor.store.base import Append, Checkpoint, DeadLetterRecord, Fence, StoredEvent
 from reactor.store.event_store import EventStore
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,8 @@ class Outbox:
     def __init__(self, config: BusConfig, store: EventStore, conn: Connection) -> None:
         self.config, self.store, self.conn = config, store, conn
         self.name = f"bus:outbox:{config.service}"
-        checkpoint = store.load_checkpoint(self.name)
-        self.confirmed = self.saved = checkpoint.position if checkpoint else 0
-        self.read_upto = self.counted_upto = self.confirmed
+        self.fence: Fence | None = None  # on a shared journal: the link's lease
+        self._resume()
         self.held: collections.deque[StoredEvent] = collections.deque()
         self.beyond = 0
         self.published = 0  # messages JetStream confirmed since start
@@ -105,7 +104,14 @@ class Outbox:
                 retention=RetentionPolicy.LIMITS,
             )
 
+    def _resume(self) -> None:
+        """Start from the saved checkpoint (a standby resumes where the last holder was)."""
+        checkpoint = self.store.load_checkpoint(self.name)
+        self.confirmed = self.saved = checkpoint.position if checkpoint else 0
+        self.read_upto = self.counted_upto = self.confirmed
+
     def start(self) -> None:
+        self._resume()
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
@@ -240,6 +246,6 @@ class Outbox:
         at = time.monotonic()
         if self.confirmed <= self.saved or at - self._last_save < every:
             return
-        checkpoint = Checkpoint(name=self.name, position=self.confirmed)
+        checkpoint = Checkpoint(name=self.name, position=self.confirmed, fence=self.fence)
         self.store.commit([Append("", (), None, checkpoint)])
         self.saved, self._last_save = checkpoint.position, at

@@ -17,6 +17,7 @@ import pykka
 from pykka import ActorRef
 
 from reactor.actors.consumer import ConsumerActor, state_of
+from reactor.actors.leases import LeaseKeeper
 from reactor.actors.messages import Progress, Reply, SaveCheckpoint
 from reactor.actors.pooled import start, tell
 from reactor.codec import Codec
@@ -25,7 +26,6 @@ from reactor.errors import ReactorError, RegistrationError
 from reactor.events import Envelope, new_id
 from reactor.faults import RetryPolicy
 from reactor.registry import qualified_name
-from reactor.runtime.leases import LeaseKeeper
 from reactor.runtime.parts import Parts
 from reactor.sagas import Dispatch
 from reactor.specs import ConsumerKind, ConsumerType

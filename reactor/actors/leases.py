@@ -1,8 +1,9 @@
-"""Single-active consumers on a shared journal: a `LeaseKeeper` thread that holds, renews
-and waits for the leases of the consumers that must run in one process at a time (durable
-projections, sagas, named subscribers), starting each when its lease is gained and
-stopping it when it is lost. The consumer's checkpoints carry the lease's epoch as a
-fence, so a holder that lost its lease cannot write.
+"""Single-active work on a shared journal: a `LeaseKeeper` thread that holds, renews and
+waits for the leases of what must run in one process at a time (durable projections, sagas,
+named subscribers, a service's bus link), calling back when a lease is gained (start it)
+and lost (stop it). What it starts writes its checkpoints with the lease's epoch as a
+fence, so a holder that lost its lease cannot write them. A thread, not an actor: it waits
+on the journal.
 """
 
 from __future__ import annotations
