@@ -99,6 +99,8 @@ class PostgresStorage(Governance):
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
             self._head = HeadCache(prepare(conn, t.schema, create))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
+        self._head_read_on = 0  # the listening connection the head was last read under
+        self._table_head = 0  # the highest head read from the table
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             t.conninfo,
             kwargs=t.connect,
@@ -364,19 +366,25 @@ class PostgresStorage(Governance):
     def wait_for_append(self, after: int, timeout: float) -> int:
         """Block until the head is beyond `after` or `timeout` passes; the head then.
 
-        A NOTIFY from an appending transaction (of any process) wakes the wait; the head is
-        always read again, and read every `POLL` seconds if no notification comes.
+        A NOTIFY from an appending transaction (of any process) wakes the wait and carries
+        the head it committed. The head is read from the table when a new connection starts
+        listening (what was committed before sent it nothing) and after each `POLL` seconds
+        without a notification (a writer that sent none), not after each notification.
         """
         self._check_open()
-        deadline = time.monotonic() + timeout
+        listener, deadline, look = self._listener, time.monotonic() + timeout, False
         while True:
-            seen = self._listener.wakeups
-            self._listener.start()
-            last = self.last_position()
+            seen = listener.wakeups
+            listener.start()
+            if look or not listener.listening or listener.listening != self._head_read_on:
+                read_on, head = listener.listening, self.last_position()
+                self._head_read_on, self._table_head = read_on, max(self._table_head, head)
+            last = max(self._table_head, listener.head)
             left = deadline - time.monotonic()
             if last > after or left <= 0:
                 return last
-            self._listener.wait(seen, min(left, POLL))
+            listener.wait(seen, min(left, POLL))
+            look = listener.wakeups == seen
             if self._closed:
                 return last
 
