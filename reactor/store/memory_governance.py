@@ -46,6 +46,9 @@ class MemoryGovernance:
     def _check_open(self) -> None:
         raise NotImplementedError
 
+    def _index(self, e: StoredEvent) -> None:
+        raise NotImplementedError
+
     # -- the chain ---------------------------------------------------------------------------
 
     def read_chain(
@@ -150,6 +153,7 @@ class MemoryGovernance:
                 self._hashes.append(hash_)
                 self._streams.setdefault(event.stream_id, []).append(event)
                 self._by_id[event.event_id] = event
+                self._index(event)
                 if progress is not None and n % 1000 == 0:
                     progress(n, total)
             if progress is not None:

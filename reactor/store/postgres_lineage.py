@@ -1,0 +1,49 @@
+"""What a PostgreSQL journal answers for lineage: events by id, correlation id and causation
+id (indexed since schema 3), and the notes of commands (a part of `PostgresStorage`)."""
+
+from __future__ import annotations
+
+from reactor.store.base import CommandNote, StoredEvent
+from reactor.store.postgres_governance import Governance
+from reactor.store.postgres_schema import SELECT_EVENT, stored_event
+
+NOTE_COLUMNS = (
+    "command_id, stream, type, outcome, error, correlation_id, causation_id, by, timestamp"
+)
+SAVE_NOTE = (
+    f"INSERT INTO command_notes ({NOTE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (command_id) DO UPDATE SET stream = excluded.stream, type = excluded.type, "
+    "outcome = excluded.outcome, error = excluded.error, "
+    "correlation_id = excluded.correlation_id, causation_id = excluded.causation_id, "
+    "by = excluded.by, timestamp = excluded.timestamp"
+)
+
+
+class Lineage(Governance):
+    """Lineage reads and notes, through the storage's pooled connections."""
+
+    def find_event(self, event_id: str) -> StoredEvent | None:
+        rows = self._fetch(f"{SELECT_EVENT} WHERE event_id = %s", [event_id])
+        return stored_event(rows[0]) if rows else None
+
+    def correlated(self, correlation_id: str) -> list[StoredEvent]:
+        sql = f"{SELECT_EVENT} WHERE correlation_id = %s ORDER BY position"
+        return list(map(stored_event, self._fetch(sql, [correlation_id])))
+
+    def caused_by(self, causation_id: str) -> list[StoredEvent]:
+        sql = f"{SELECT_EVENT} WHERE causation_id = %s ORDER BY position"
+        return list(map(stored_event, self._fetch(sql, [causation_id])))
+
+    def save_note(self, note: CommandNote) -> None:
+        self._change(SAVE_NOTE, note.row(), "save a command's note")
+
+    def find_note(self, command_id: str) -> CommandNote | None:
+        sql = f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE command_id = %s"
+        rows = self._fetch(sql, [command_id])
+        return CommandNote.of_row(rows[0]) if rows else None
+
+    def notes(self, correlation_id: str) -> list[CommandNote]:
+        sql = (
+            f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE correlation_id = %s ORDER BY timestamp"
+        )
+        return [CommandNote.of_row(row) for row in self._fetch(sql, [correlation_id])]
