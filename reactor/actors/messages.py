@@ -18,13 +18,14 @@ import attrs
 from pykka import ActorRef
 
 from reactor.errors import DecodeError, Timeout, UnknownEventType
-from reactor.events import Envelope
+from reactor.events import Cause, Envelope
 from reactor.security.policy import Principal
 from reactor.store.base import (
     Append,
     AppendOutcome,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     DeadLetterRecord,
     Snapshot,
 )
@@ -127,6 +128,7 @@ class Handle(NamedTuple):
     given_id: bool  # the caller chose command_id (so it may have been handled already)
     principal: Principal | None = None
     audit: bool = False
+    cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
 
 
 @attrs.frozen
@@ -170,6 +172,13 @@ class Tail:
     have appended); publish what is stored beyond what you published."""
 
     head: int
+
+
+@attrs.frozen
+class SaveNote:
+    """To the journal: keep a command's lineage note (`Storage.save_note`)."""
+
+    note: CommandNote
 
 
 @attrs.frozen
