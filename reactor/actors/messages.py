@@ -12,6 +12,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import attrs
@@ -273,6 +274,16 @@ class Query:
     kwargs: dict[str, Any]
     reply: Reply
     after: int = 0
+
+
+@attrs.frozen
+class Replace:
+    """To a projection: swap in a rebuilt instance between two events. `make(position)`
+    brings it up to the consumer's position and returns it (in the consumer's turn);
+    `reply` gets that position, or the error that refused the swap."""
+
+    make: Callable[[int], Any]
+    reply: Reply
 
 
 @attrs.frozen
