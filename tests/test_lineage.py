@@ -31,6 +31,7 @@ from reactor.store import SQLiteStorage
 from reactor.store.sqlite_schema import SCHEMA_VERSION
 from tests.bank import Account, Deposit, Deposited, Open
 from tests.helpers import wait_for
+from tests.pg import needs_server
 
 
 @event("tlin.TransferAsked")
@@ -240,3 +241,42 @@ def test_a_version_3_sqlite_journal_gains_the_lineage_indexes(tmp_path: Path) ->
         )  # fmt: skip
     assert {"events_by_correlation", "events_by_causation", "command_notes"} <= names
     assert "events_by_correlation" in plan
+
+
+@needs_server
+def test_a_version_2_postgres_journal_is_upgraded_not_refused() -> None:
+    """A PostgreSQL journal of schema 2 reads as it is when opened read-only, and a writable
+    opening upgrades it to 3 (the indexes and the notes table), its events kept."""
+    import psycopg
+
+    from reactor.store import open_storage
+    from reactor.store.postgres_schema import SCHEMA_VERSION as PG_VERSION
+    from reactor.testing.storage_lineage import traced
+    from tests.pg import SERVER, fresh_schema, url
+
+    for schema in fresh_schema():
+        store = open_storage(url(schema))
+        store.append("A", [traced("a1", "k", "c1")], 0)
+        store.close()
+        with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+            conn.execute(
+                f"SET search_path TO {schema}; DROP TABLE command_notes; "
+                "DROP INDEX events_by_correlation; DROP INDEX events_by_causation; "
+                "UPDATE meta SET value = '2' WHERE key = 'schema_version'"
+            )
+        readonly = open_storage(url(schema), create=False, readonly=True)
+        assert [e.event_id for e in readonly.read_all()] == ["a1"]
+        readonly.close()
+        store = open_storage(url(schema), create=False)
+        try:
+            assert [e.event_id for e in store.correlated("k")] == ["a1"]
+            assert store.notes("k") == []
+        finally:
+            store.close()
+        with psycopg.connect(f"postgresql://{SERVER}") as conn:
+            found = conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", [schema]
+            ).fetchall()
+            version = conn.execute(f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'")
+            assert version.fetchone() == (str(PG_VERSION),) == ("3",)
+        assert {"events_by_correlation", "events_by_causation"} <= {r[0] for r in found}
