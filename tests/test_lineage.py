@@ -17,6 +17,7 @@ from reactor import (
     Aggregate,
     Envelope,
     Projection,
+    Rejected,
     RetryPolicy,
     Runtime,
     Saga,
@@ -280,3 +281,28 @@ def test_a_version_2_postgres_journal_is_upgraded_not_refused() -> None:
             version = conn.execute(f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'")
             assert version.fetchone() == (str(PG_VERSION),) == ("3",)
         assert {"events_by_correlation", "events_by_causation"} <= {r[0] for r in found}
+
+
+def test_commands_a_subscriber_sends_join_the_flow_under_it() -> None:
+    """A subscriber function that sends commands with `rt.send` (one rejected): they appear
+    under the subscriber, under the event it acted on, in that event's flow."""
+    with Runtime("memory://") as rt:
+        rt.register(Account, Transfer)
+
+        def refund(e: TransferAsked, env: Envelope) -> None:
+            rt.send(Deposit(e.source, e.amount))
+            with pytest.raises(Rejected):
+                rt.send(Deposit(e.source, 0))
+
+        rt.subscribe(refund, types=[TransferAsked], name="refunds")
+        rt.send(AskTransfer("t2", "s", "t", 5), correlation_id="corr-sub")
+
+        def sent() -> list[TraceNode]:
+            return [n for n in nodes(rt.trace("corr-sub"), "subscriber") if n.name == "refunds"]
+
+        assert wait_for(lambda: sent() and len(sent()[0].children) == 2)
+        (subscriber,) = sent()
+        outcomes = sorted((c.name, c.outcome) for c in subscriber.children)
+        assert outcomes == [("Deposit", "accepted"), ("Deposit", "rejected")]
+        accepted = next(c for c in subscriber.children if c.outcome == "accepted")
+        assert [e.name for e in accepted.children] == ["tbank.Deposited"]

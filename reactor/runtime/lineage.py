@@ -9,16 +9,22 @@ flow's positions. Command -> its events -> the consumers they reached -> their c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
 import orjson
 
 from reactor.errors import ReactorError
+from reactor.events import Cause, Envelope
 from reactor.specs import ConsumerType
 from reactor.store.base import CommandNote, DeadLetterRecord, StoredEvent
 from reactor.store.event_store import EventStore
+
+# While a subscriber function runs: the event it acts on (as a cause: the event and the
+# subscriber) and that event's flow; `rt.send` from it takes both.
+acting_on: ContextVar[tuple[Cause, str] | None] = ContextVar("reactor_acting_on", default=None)
 
 # What consumes each stored type (a runtime knows; the CLI does not): (kind, label) pairs
 # by type name, "*" for every type.
@@ -257,6 +263,20 @@ def label(node: TraceNode) -> str:
     parts.append(f"id {node.id}")
     text = "  ".join(p for p in parts if p)
     return f"{text}  <==" if node.focus else text
+
+
+def acting(fn: Callable[[Any, Envelope], object], by: str) -> Callable[[Any, Any, Envelope], None]:
+    """A subscriber's handler: `fn(event, envelope)`, with `acting_on` set meanwhile, so the
+    commands it sends join the event's flow as caused by it (`by`: the subscriber)."""
+
+    def call(_instance: None, event: Any, env: Envelope) -> None:
+        token = acting_on.set((Cause(env.event_id, by), env.correlation_id or env.event_id))
+        try:
+            fn(event, env)
+        finally:
+            acting_on.reset(token)
+
+    return call
 
 
 def consumers_of(specs: Iterable[ConsumerType]) -> dict[str, list[tuple[str, str]]]:
