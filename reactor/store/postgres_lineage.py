@@ -6,17 +6,7 @@ from __future__ import annotations
 from reactor.store.base import CommandNote, StoredEvent
 from reactor.store.postgres_governance import Governance
 from reactor.store.postgres_schema import SELECT_EVENT, stored_event
-
-NOTE_COLUMNS = (
-    "command_id, stream, type, outcome, error, correlation_id, causation_id, by, timestamp"
-)
-SAVE_NOTE = (
-    f"INSERT INTO command_notes ({NOTE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (command_id) DO UPDATE SET stream = excluded.stream, type = excluded.type, "
-    "outcome = excluded.outcome, error = excluded.error, "
-    "correlation_id = excluded.correlation_id, causation_id = excluded.causation_id, "
-    "by = excluded.by, timestamp = excluded.timestamp"
-)
+from reactor.store.postgres_upgrade import NOTE_COLUMNS, SAVE_NOTE
 
 
 class Lineage(Governance):

@@ -1,6 +1,6 @@
 """The steps that bring an older PostgreSQL journal's schema to this reactor's: 2 -> 3 adds
 lineage (indexes and a table; no row is rewritten), run at the first writable opening and
-as part of a new journal."""
+as part of a new journal; the statements of the table it adds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
+NOTE_COLUMNS = (
+    "command_id, stream, type, outcome, error, correlation_id, causation_id, by, timestamp"
+)
+SAVE_NOTE = (
+    f"INSERT INTO command_notes ({NOTE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (command_id) DO UPDATE SET stream = excluded.stream, type = excluded.type, "
+    "outcome = excluded.outcome, error = excluded.error, "
+    "correlation_id = excluded.correlation_id, causation_id = excluded.causation_id, "
+    "by = excluded.by, timestamp = excluded.timestamp"
+)
 LINEAGE = """
 CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id);
 CREATE INDEX IF NOT EXISTS events_by_causation ON events (causation_id);

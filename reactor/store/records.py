@@ -321,3 +321,4 @@ class Dump:
     dead_letters: Iterable[DeadLetterRecord]
     keys: Iterable[tuple[str, bytes]]
     audit: Iterable[AuditRecord]
+    notes: Iterable[CommandNote] = ()
