@@ -306,3 +306,19 @@ def test_commands_a_subscriber_sends_join_the_flow_under_it() -> None:
         assert outcomes == [("Deposit", "accepted"), ("Deposit", "rejected")]
         accepted = next(c for c in subscriber.children if c.outcome == "accepted")
         assert [e.name for e in accepted.children] == ["tbank.Deposited"]
+
+
+def test_reactor_trace_with_the_app_shows_every_consumer(
+    journal: dict[str, Any], capsys: Any
+) -> None:
+    """With `--app`, the consumers of each event come from the app's catalog (the
+    projection that dead-lettered is a projection, the saga a saga); a module that does
+    not import is one line, exit status 2."""
+    journal["rt"].stop()
+    args = ["trace", "corr-t1", "--store", journal["url"], "--app", "tests.test_lineage"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "projection  Fragile  [dead-lettered]" in out and "saga  Mover" in out
+    assert main([*args[:-1], "tests.no_such_module"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot import app module 'tests.no_such_module'" in err

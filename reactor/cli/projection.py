@@ -6,15 +6,13 @@ command goes on from there."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reactor.catalog import load_app
-from reactor.cli.common import Parents
+from reactor.cli.common import Parents, app_here
 from reactor.domain import Projection
 from reactor.errors import ReactorError
 from reactor.metrics import import_extra
@@ -40,9 +38,7 @@ def add_commands(commands: Any, parents: Parents) -> None:
 
 def projection_named(app: str, name: str) -> type[Projection]:
     """The projection class called `name` in the application module `app`."""
-    if os.getcwd() not in sys.path:  # as `python -m` does: the app is found where we stand
-        sys.path.insert(0, os.getcwd())
-    classes = [c for c in load_app(app).classes if issubclass(c, Projection)]
+    classes = [c for c in app_here(app).classes if issubclass(c, Projection)]
     found = [c for c in classes if name in (c.__reactor_name__, c.__name__)]
     if not found:
         known = ", ".join(sorted(c.__reactor_name__ for c in classes)) or "none"

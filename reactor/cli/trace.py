@@ -7,9 +7,10 @@ import argparse
 import json
 from typing import Any
 
-from reactor.cli.common import Parents, on_store
+from reactor.catalog import build
+from reactor.cli.common import Parents, app_here, on_store
 from reactor.metrics import import_extra
-from reactor.runtime.lineage import TraceNode, label, trace
+from reactor.runtime.lineage import Consumers, TraceNode, label, trace
 from reactor.store import EventStore, Storage
 
 
@@ -23,11 +24,29 @@ def add_commands(commands: Any, parents: Parents) -> None:
     )
     shown.add_argument("id", help="an event id, a command id or a correlation id")
     shown.add_argument("--json", action="store_true", help="print the tree as JSON")
+    shown.add_argument(
+        "--app",
+        metavar="MODULE",
+        help="the app's module: show every projection and saga an event reached, not only "
+        "those that sent commands or hold dead letters",
+    )
     shown.set_defaults(run=on_store(_trace))
 
 
+def consumers_of_app(spec: str) -> Consumers:
+    """What consumes each stored type in the application `spec`, from its catalog."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for entry in build(app_here(spec)):
+        if entry.kind != "command":
+            for who in entry.consumers:
+                kind, _, label = who.partition(":")
+                found.setdefault(entry.name, []).append((kind, label))
+    return found
+
+
 def _trace(storage: Storage, args: argparse.Namespace) -> None:
-    tree = trace(EventStore(storage), args.id)
+    consumers = None if args.app is None else consumers_of_app(args.app)
+    tree = trace(EventStore(storage), args.id, consumers)
     if args.json:
         print(json.dumps(tree.to_json(), indent=2))
         return
