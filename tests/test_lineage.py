@@ -211,8 +211,9 @@ def test_reactor_trace_of_an_unknown_id_is_one_line_exit_2(
 
 
 def test_a_version_3_sqlite_journal_gains_the_lineage_indexes(tmp_path: Path) -> None:
-    """A journal of schema 3 (before lineage) is upgraded at its next opening: the indexes
-    and the notes table are there, and the lineage reads work on its old events."""
+    """A journal of schema 3 (before lineage) reads as it is when opened read-only (no
+    notes), and is upgraded at its next writable opening: the indexes and the notes table
+    are there, and the lineage reads work on its old events."""
     path = tmp_path / "old.db"
     store = SQLiteStorage(path)
     from reactor.testing.storage_lineage import traced
@@ -225,6 +226,10 @@ def test_a_version_3_sqlite_journal_gains_the_lineage_indexes(tmp_path: Path) ->
             "DROP TABLE command_notes; "
             "UPDATE reactor_meta SET value = '3' WHERE key = 'schema_version';"
         )
+    readonly = SQLiteStorage(path, readonly=True)  # (the CLI): as it is, with no notes
+    assert [e.event_id for e in readonly.correlated("k")] == ["a1"]
+    assert readonly.notes("k") == [] and readonly.find_note("x") is None
+    readonly.close()
     store = SQLiteStorage(path)
     try:
         assert [e.event_id for e in store.correlated("k")] == ["a1"]
@@ -266,7 +271,8 @@ def test_a_version_2_postgres_journal_is_upgraded_not_refused() -> None:
                 "UPDATE meta SET value = '2' WHERE key = 'schema_version'"
             )
         readonly = open_storage(url(schema), create=False, readonly=True)
-        assert [e.event_id for e in readonly.read_all()] == ["a1"]
+        assert [e.event_id for e in readonly.correlated("k")] == ["a1"]
+        assert readonly.notes("k") == [] and readonly.find_note("x") is None
         readonly.close()
         store = open_storage(url(schema), create=False)
         try:

@@ -27,13 +27,19 @@ class Lineage(Governance):
     def save_note(self, note: CommandNote) -> None:
         self._change(SAVE_NOTE, note.row(), "save a command's note")
 
+    def _noted(self, sql: str, params: list[str]) -> list[CommandNote]:
+        """The notes `sql` selects; none in a version-2 journal (opened read-only)."""
+        if not self._fetch("SELECT to_regclass('command_notes') IS NOT NULL")[0][0]:
+            return []
+        return [CommandNote.of_row(row) for row in self._fetch(sql, params)]
+
     def find_note(self, command_id: str) -> CommandNote | None:
         sql = f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE command_id = %s"
-        rows = self._fetch(sql, [command_id])
-        return CommandNote.of_row(rows[0]) if rows else None
+        rows = self._noted(sql, [command_id])
+        return rows[0] if rows else None
 
     def notes(self, correlation_id: str) -> list[CommandNote]:
         sql = (
             f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE correlation_id = %s ORDER BY timestamp"
         )
-        return [CommandNote.of_row(row) for row in self._fetch(sql, [correlation_id])]
+        return self._noted(sql, [correlation_id])

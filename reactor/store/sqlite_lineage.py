@@ -36,15 +36,19 @@ class Lineage(Records):
                 note.row(),
             )
 
+    def _noted(self, sql: str, params: tuple[str, ...]) -> list[CommandNote]:
+        """The notes `sql` selects; none in a journal older than schema 4 (read-only)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE name = 'command_notes'"):
+            return []
+        return [CommandNote.of_row(row) for row in self._query(sql, params)]
+
     def find_note(self, command_id: str) -> CommandNote | None:
-        rows = self._query(
-            f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE command_id = ?", (command_id,)
-        )
-        return CommandNote.of_row(rows[0]) if rows else None
+        sql = f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE command_id = ?"
+        rows = self._noted(sql, (command_id,))
+        return rows[0] if rows else None
 
     def notes(self, correlation_id: str) -> list[CommandNote]:
-        rows = self._query(
-            f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE correlation_id = ? ORDER BY timestamp",
-            (correlation_id,),
+        sql = (
+            f"SELECT {NOTE_COLUMNS} FROM command_notes WHERE correlation_id = ? ORDER BY timestamp"
         )
-        return [CommandNote.of_row(row) for row in rows]
+        return self._noted(sql, (correlation_id,))
