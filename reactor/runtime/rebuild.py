@@ -5,7 +5,7 @@ The fresh instance's progress is saved as a shadow checkpoint ("<checkpoint>~reb
 state and position together, after each batch), so a rebuild that is stopped (`stop`
 set, KeyboardInterrupt, a crash) leaves it, and the next one goes on from there. The
 shadow never passes the running consumer's position; once it has caught up, the consumer
-swaps it in between two events (`reactor.actors.replace`) and the shadow is cleared.
+swaps it in between two events (`reactor.actors.replace`) and the shadow is deleted.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Rebuild:
         """A fresh instance at 0, or the shadow's state and position a stopped one left."""
         instance = self.spec.instance()
         saved = self.store.load_checkpoint(self.shadow)
-        if saved is None or saved.state is None:
+        if saved is None or saved.state is None:  # (a shadow is saved with its state)
             return instance, 0
         vars(instance).update(self.store.decode_state(saved.state, self.spec.state_hints))
         return instance, saved.position
@@ -87,7 +87,7 @@ class Rebuild:
                 self.progress(self.position, max(target, self.store.last_position()))
         else:
             return self._result(began, swapped=False)
-        self.store.save_checkpoint(Checkpoint(name=self.shadow, position=0))  # cleared
+        self.store.delete_checkpoint(self.shadow)
         return self._result(began, swapped=True)
 
     def _batch(self, target: int) -> None:

@@ -199,6 +199,11 @@ class Storage(Protocol):
         """The keyed rows saved with the named checkpoint, by key."""
         ...
 
+    def delete_checkpoint(self, name: str) -> bool:
+        """Forget the named checkpoint and its keyed rows (a finished rebuild's shadow);
+        False if there was none."""
+        ...
+
     def checkpoints(self, prefix: str = "") -> list[Checkpoint]:
         """Every checkpoint whose name starts with `prefix`, by name: its name and position
         (not its state, which `load_checkpoint` gives)."""

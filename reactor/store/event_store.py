@@ -244,6 +244,9 @@ class EventStore:
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         self.storage.save_checkpoint(checkpoint)
 
+    def delete_checkpoint(self, name: str) -> bool:
+        return self.storage.delete_checkpoint(name)
+
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
         return self.storage.load_snapshot(stream_id)
 

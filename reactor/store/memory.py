@@ -267,6 +267,12 @@ class MemoryStorage(MemoryGovernance):
             else:
                 rows[key] = state
 
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            self._keyed.pop(name, None)
+            return self._checkpoints.pop(name, None) is not None
+
     def load_keyed(self, name: str) -> dict[str, bytes]:
         with self._lock:
             self._check_open()

@@ -1,16 +1,30 @@
 """What a PostgreSQL journal answers for lineage: events by id, correlation id and causation
-id (indexed since schema 3), and the notes of commands (a part of `PostgresStorage`)."""
+id (indexed since schema 3), and the notes of commands; and what a rebuild needs besides
+(dropping its shadow checkpoint). A part of `PostgresStorage`."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from reactor.store.base import CommandNote, StoredEvent
 from reactor.store.postgres_governance import Governance
 from reactor.store.postgres_schema import SELECT_EVENT, stored_event
 from reactor.store.postgres_upgrade import NOTE_COLUMNS, SAVE_NOTE
 
+if TYPE_CHECKING:
+    import psycopg
+
 
 class Lineage(Governance):
     """Lineage reads and notes, through the storage's pooled connections."""
+
+    def delete_checkpoint(self, name: str) -> bool:
+        def delete(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                conn.execute("DELETE FROM keyed_state WHERE name = %s", [name])
+                return conn.execute("DELETE FROM checkpoints WHERE name = %s", [name]).rowcount > 0
+
+        return self._run("delete a checkpoint", delete)
 
     def find_event(self, event_id: str) -> StoredEvent | None:
         rows = self._fetch(f"{SELECT_EVENT} WHERE event_id = %s", [event_id])

@@ -1,12 +1,12 @@
 """The storage conformance kit, part five: lineage (events by id, by correlation id and by
-causation id; the notes of commands).
+causation id; the notes of commands) and deleting a checkpoint (a rebuild's shadow).
 
 `StorageContract` (in reactor/testing/storage.py) gathers every part.
 """
 
 from __future__ import annotations
 
-from reactor.store.base import CommandNote, NewRecord, Storage
+from reactor.store.base import Checkpoint, CommandNote, NewRecord, Storage
 from reactor.testing.storage_events import ids
 
 
@@ -56,6 +56,17 @@ class LineageContract:
         assert ids(storage.caused_by("c3")) == ["b1"]
         assert storage.correlated("none") == []
         assert storage.caused_by("none") == []
+
+    def test_a_checkpoint_is_deleted_with_its_keyed_rows(self, storage: Storage) -> None:
+        keyed = (("k1", b"v1"),)
+        storage.save_checkpoint(Checkpoint(name="p~rebuild", position=4, state=b"s", keyed=keyed))
+        storage.save_checkpoint(Checkpoint(name="p", position=9, state=b"t", keyed=keyed))
+        assert storage.delete_checkpoint("p~rebuild") is True
+        assert storage.load_checkpoint("p~rebuild") is None
+        assert storage.load_keyed("p~rebuild") == {}
+        assert [c.name for c in storage.checkpoints()] == ["p"]
+        assert storage.load_keyed("p") == {"k1": b"v1"}
+        assert storage.delete_checkpoint("p~rebuild") is False
 
     def test_notes_are_kept_replaced_and_found(self, storage: Storage) -> None:
         storage.save_note(note("n1", "k"))
