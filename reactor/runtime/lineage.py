@@ -1,7 +1,8 @@
 """Lineage: the causal tree of a flow (`Runtime.trace`, `reactor trace`).
 
 A flow is what shares a correlation id: a caller's command, the events it stored, the
-commands sagas sent on them (their events keep the cause in their metadata), and so on.
+commands sagas and subscribers sent on them (their events keep the cause in their metadata;
+`acting` gives a subscriber's `rt.send` its cause), and so on.
 The tree is read from the journal's lineage indexes: events by correlation id, notes of
 commands that stored no event (rejected, failed, deciding nothing), and dead letters at the
 flow's positions. Command -> its events -> the consumers they reached -> their commands.
