@@ -266,3 +266,28 @@ def test_a_rebuild_while_commands_go_on_misses_nothing(small_batches: None) -> N
         for env in rt.read_all(types=[Deposited]):
             replayed._deposited(env.event, env)
         assert rt.query(DurableBalances, after=last).snapshot() == replayed.snapshot()
+
+
+def test_reactor_projection_rebuild_interrupted(
+    bank_journal: str, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the command: it says the progress is kept and how to go on, exit 130;
+    the same command then finishes the rebuild from the shadow."""
+    monkeypatch.setattr(rebuild_module, "BATCH", 10)
+    calls = []
+
+    def interrupted(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    real = Runtime.rebuild
+    monkeypatch.setattr(
+        Runtime, "rebuild", lambda rt, cls, progress=None: real(rt, cls, progress=interrupted)
+    )
+    args = ["projection", "rebuild", "DurableBalances", "--store", bank_journal]
+    assert main([*args, "--app", "tests.bank"]) == 130
+    assert "the progress is kept; run the same command to go on" in capsys.readouterr().err
+    monkeypatch.setattr(Runtime, "rebuild", real)
+    assert main([*args, "--app", "tests.bank"]) == 0
+    assert "rebuilt to position 40 (20 events in" in capsys.readouterr().out
