@@ -31,6 +31,7 @@ from reactor.actors.messages import (
     Progress,
     Pull,
     Query,
+    Replace,
     RetryDue,
     SaveCheckpoint,
     SaveDeadLetter,
@@ -40,6 +41,7 @@ from reactor.actors.messages import (
     Unsubscribe,
 )
 from reactor.actors.pooled import PooledActor, tell
+from reactor.actors.replace import replace
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.sequencer import Effects, Sequencer
 from reactor.errors import DecodeError, RuntimeStopped, UnknownEventType
@@ -215,6 +217,8 @@ class ConsumerActor(PooledActor):
             self._check_orders_later()
         elif isinstance(message, Sync):
             message.reply.set(self.position)
+        elif isinstance(message, Replace):
+            replace(self, message)
         else:
             log.error("%s: unexpected message %r", self, message)
 

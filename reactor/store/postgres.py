@@ -43,7 +43,7 @@ from reactor.store.base import (
 )
 from reactor.store.postgres_batch import Batch, commit
 from reactor.store.postgres_chain import HeadCache
-from reactor.store.postgres_governance import Governance
+from reactor.store.postgres_lineage import Lineage
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASE,
@@ -72,7 +72,7 @@ def open_postgres(rest: str, options: dict[str, str], access: Access) -> Storage
     return PostgresStorage(url, create=access.create, readonly=access.readonly)
 
 
-class PostgresStorage(Governance):
+class PostgresStorage(Lineage):
     """A `Storage` in a schema of a PostgreSQL database, shared by every process using it.
 
     The URL is `postgresql://user@host:port/db?schema=NAME` (see `Target` for its options).
@@ -97,7 +97,7 @@ class PostgresStorage(Governance):
         self._closed = False
         self._lock = threading.Lock()
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
-            self._head = HeadCache(prepare(conn, t.schema, create))
+            self._head = HeadCache(prepare(conn, t.schema, create, not readonly))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
         self._head_read_on = 0  # the listening connection the head was last read under
         self._table_head = 0  # the highest head read from the table
