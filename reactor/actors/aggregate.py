@@ -64,6 +64,7 @@ class AggregateActor(PooledActor):
         self.routed = 0  # commands routed here (by the host, under its lock)
         self.completed = 0  # commands answered (by this actor)
         self.last_used = time.monotonic()
+        self.placed = None if host.placement is None else host.placement(stream_id)
 
     def __str__(self) -> str:
         return f"AggregateActor({self.stream_id}, version={self.version})"
@@ -175,6 +176,9 @@ class AggregateActor(PooledActor):
         except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
         meta = None if msg.principal is None else principal_metadata(msg.principal)
+        placed = self.placed
+        if placed is not None:  # a cluster node: its events say where they were decided
+            meta = placed.metadata if meta is None else {**meta, **placed.metadata}
         try:
             records = [
                 store.new_record(e, msg.correlation_id, msg.command_id, meta) for e in events
@@ -195,6 +199,7 @@ class AggregateActor(PooledActor):
             records=records,
             expected_version=self.version,
             command_id=command_id,
+            fence=None if placed is None else placed.fence,
             audit=(command_entry(msg.principal, msg.command, self._where(msg)),)
             if msg.audit
             else (),
