@@ -155,12 +155,16 @@ class ClusterNode:
                 log.warning("cluster node %s: unsubscribing: %r", self.node, e)
 
     def stop(self, timeout: float) -> None:
-        """After the aggregates stopped: hand the shards over, wait for the commands sent to
-        other nodes, close the connection."""
-        if self.ownership is not None:
-            self.ownership.release()
-        route = self.route
-        deadline = time.monotonic() + timeout
+        """After the aggregates stopped: hand the shards over, wait a little (two lease
+        ttls at most, none if no other node is live) for the commands sent to other nodes,
+        close the connection (those still in flight fail with `RuntimeStopped`)."""
+        ownership, route = self.ownership, self.route
+        grace = 0.0
+        if ownership is not None:
+            ownership.release()
+            if len(ownership.members) > 1:  # another node may still answer what is in flight
+                grace = min(timeout, 2 * ownership.ttl)
+        deadline = time.monotonic() + grace
         while route is not None and route.inflight and time.monotonic() < deadline:
             time.sleep(0.01)
         if self.conn is not None:

@@ -2,9 +2,10 @@
 owns goes to its aggregate host (no network hop), its appends fenced by the shard's lease;
 any other goes over NATS request/reply to the subject of its shard, which only the owner
 subscribes to. With no owner yet (a handover, a node that died), no answer within the
-attempt's time (the owner died mid-flight), or an owner that lost the shard meanwhile
-("moved", a fenced append), it is sent again with the same command id, so the journal's
-command records make it happen once, until the runtime's timeout.
+attempt's time (the owner died mid-flight: a lease ttl, doubling at each attempt so that
+a slow handler gets its answer out), or an owner that lost the shard meanwhile ("moved", a
+fenced append), it is sent again with the same command id, so the journal's command
+records make it happen once, until the runtime's timeout.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class ClusterRoute:
         self, stream_id: str, payload: bytes, deadline: float
     ) -> CommandResult | BaseException | _Local:
         shard = shard_of(stream_id, self.shards)
-        subject, pause = self.subject(shard), PAUSE[0]
+        subject, pause, attempt = self.subject(shard), PAUSE[0], self.attempt
         client = self.conn.client
         while True:
             left = deadline - time.monotonic()
@@ -152,11 +153,12 @@ class ClusterRoute:
                     "same command_id to learn its outcome (nothing is stored twice)"
                 )
             try:
-                msg = await client.request(subject, payload, timeout=min(left, self.attempt))
+                msg = await client.request(subject, payload, timeout=min(left, attempt))
             except NoRespondersError:
                 answer = None  # no owner now: a handover, or the owner died
             except (NatsTimeout, ConnectionClosedError, OSError) as e:
                 log.debug("shard %d: %r; asking again", shard, e)
+                attempt *= 2  # a slow handler gets its answer out on a later attempt
                 answer = None
             else:
                 answer = decode_answer(self.store, msg.data)
