@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 
 import attrs
+import orjson
 import psycopg
 import pytest
 
 from reactor import Aggregate, ConcurrencyError, Rejected, Runtime, Timeout, handles
+from reactor.cli import main
 from reactor.cluster import ClusterError
 from reactor.cluster.shards import shard_lease, shard_of
 from tests.bank import Account, Deposit, Explode, Open, Withdraw
@@ -66,7 +68,7 @@ def test_a_command_is_handled_by_its_shards_owner(pair: tuple[Runtime, Runtime])
 def test_errors_come_back_with_their_type(pair: tuple[Runtime, Runtime]) -> None:
     """Rejected, the handler's own error (by name and message), a ConcurrencyError with
     its fields and a Timeout reach the sender as if handled in its process."""
-    a, b = pair
+    a, _ = pair
     shards = settled(a, {"a", "b"})
     key = next(key_on(shards, "b"))
     a.send(Open(key))
@@ -187,3 +189,29 @@ def test_a_wrong_configuration_is_a_clear_error(journal: str) -> None:
         Runtime("memory://", cluster=NATS, shards=0)
     with pytest.raises(ValueError, match="not a NATS URL"):
         Runtime("memory://", cluster="http://x")
+
+
+def test_cluster_status_shows_members_shards_and_live_aggregates(
+    pair: tuple[Runtime, Runtime], journal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rt.cluster()` and `reactor cluster status` show both nodes, every shard's owner and
+    each node's live aggregates; an unreachable store is one line and exit status 2."""
+    a, _ = pair
+    shards = settled(a, {"a", "b"})
+    key = next(key_on(shards, "b"))
+    a.send(Deposit(key, 1))
+    status = a.cluster()
+    assert status is not None and status.shards == 64
+    by_node = {m.node: m for m in status.members}
+    assert set(by_node) == {"a", "b"} and all(m.alive for m in by_node.values())
+    assert f"Account-{key}" in by_node["b"].live and by_node["b"].aggregates == 1
+    assert sorted(by_node["a"].shards + by_node["b"].shards) == list(range(64))
+    assert main(["cluster", "status", "--store", journal]) == 0
+    out = capsys.readouterr().out
+    assert f"cluster {status.cluster}: 64 shards" in out and "shards with no owner: none" in out
+    assert main(["cluster", "status", "--store", journal, "--json"]) == 0
+    shown = orjson.loads(capsys.readouterr().out)
+    assert {m["node"] for m in shown["members"]} == {"a", "b"}
+    assert main(["cluster", "status", "--store", "postgresql://127.0.0.1:1/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("reactor: ") and err.count("\n") == 1

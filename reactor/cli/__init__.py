@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 import reactor
-from reactor.cli import audit, catalog, demo, dlq, journal, top
+from reactor.cli import audit, catalog, cluster, demo, dlq, journal, top
 from reactor.cli.common import Parents
 from reactor.errors import ReactorError
 
-GROUPS = (audit, catalog, demo, dlq, journal, top)  # each: add_commands(commands, parents)
+GROUPS = (audit, catalog, cluster, demo, dlq, journal, top)  # each: add_commands(commands, parents)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.run(args)
     except ReactorError as e:
-        print(f"reactor: {e}", file=sys.stderr)
+        print(f"reactor: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except BrokenPipeError:  # `reactor journal tail ... | head`
         sys.stderr.close()

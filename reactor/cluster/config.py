@@ -58,11 +58,13 @@ def cluster_config(cluster: str | None, node: str | None, shards: int) -> Cluste
     if importlib.util.find_spec("nats") is None:
         raise ValueError("Runtime(cluster=...) needs nats-py: pip install 'reactor-actors[nats]'")
     return ClusterConfig(
-        url=cluster, servers=_servers(cluster), node=node or default_node(), shards=shards
+        url=cluster, servers=servers_of(cluster), node=node or default_node(), shards=shards
     )
 
 
-def _servers(cluster: object) -> tuple[str, ...]:
+def servers_of(cluster: object) -> tuple[str, ...]:
+    """The server URLs of a NATS URL (several separated by commas), without their path;
+    `ValueError` for one that is not a NATS URL."""
     if not isinstance(cluster, str):
         raise ValueError(f"Runtime(cluster=...) must be a NATS URL string, got {cluster!r}")
     servers = []

@@ -9,12 +9,13 @@ atomic, so of nodes starting together on a new journal exactly one writes the re
 from __future__ import annotations
 
 import uuid
+from typing import Protocol
 
 import attrs
 import orjson
 
 from reactor.errors import ReactorError
-from reactor.store.event_store import EventStore
+from reactor.store.base import Lease
 
 CONFIG = "cluster:config"
 FOREVER = 10 * 365 * 86400.0  # seconds
@@ -23,6 +24,17 @@ FOREVER = 10 * 365 * 86400.0  # seconds
 class ClusterError(ReactorError, ValueError):
     """A node cannot join its cluster as configured (a shard count that differs from the
     journal's, a node name that is live already, a journal nodes cannot share)."""
+
+
+class Journal(Protocol):
+    """The leases of a journal (an `EventStore`, or a `Storage` for the CLI)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None: ...
+
+    def leases(self, prefix: str = "") -> list[Lease]: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -34,7 +46,7 @@ class Identity:
     nats: str
 
 
-def recorded(store: EventStore) -> Identity | None:
+def recorded(store: Journal) -> Identity | None:
     """The cluster recorded in the journal, or None (no node has started on it)."""
     lease = next((x for x in store.leases(CONFIG) if x.name == CONFIG), None)
     if lease is None:
@@ -45,7 +57,7 @@ def recorded(store: EventStore) -> Identity | None:
         raise ClusterError(f"{store.url}: the lease {CONFIG} holds {lease.owner!r}: {e}") from e
 
 
-def identity(store: EventStore, shards: int, nats: str) -> Identity:
+def identity(store: Journal, shards: int, nats: str) -> Identity:
     """The journal's cluster, recorded now if this is its first node; `ClusterError` if it
     was recorded with another shard count."""
     mine = Identity(id=uuid.uuid4().hex[:12], shards=shards, nats=nats)

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from reactor.cluster.identity import Identity
+from reactor.cluster.identity import Identity, Journal
 from reactor.cluster.shards import MEMBER, SHARD, node_of
 from reactor.store.base import Lease
-from reactor.store.event_store import EventStore
 
 if TYPE_CHECKING:
     from reactor.bus.connection import Connection
@@ -68,7 +67,7 @@ def _heartbeat(lease: Lease) -> float:
         return lease.expires
 
 
-def cluster_status(store: EventStore, found: Identity, conn: Connection | None) -> ClusterStatus:
+def cluster_status(store: Journal, found: Identity, conn: Connection | None) -> ClusterStatus:
     """The status of the cluster recorded in `store`; live aggregates are asked over
     `conn` (left out without one, or for a node that does not answer in time)."""
     now = time.time()
