@@ -29,6 +29,7 @@ from reactor.cluster.shards import choose, shard_lease, shard_of
 from reactor.cluster.status import ClusterStatus, cluster_status
 from reactor.cluster.wire import MOVED, decode_request, encode_error, encode_result
 from reactor.errors import FencedError, Timeout
+from reactor.registry import qualified_name
 from reactor.specs import AggregateType
 from reactor.store.base import Fence, Lease
 from reactor.store.event_store import EventStore
@@ -80,6 +81,7 @@ class ClusterNode:
         self._status_sub: Subscription | None = None
         self._draining: dict[int, list[Any]] = {}  # shard -> its passivated actors
         self._free_since: dict[str, float] = {}  # consumer leases seen free, since when
+        self._classes: dict[str, type] = {}  # command classes by qualified name
         self._lock = threading.RLock()
 
     # -- life ---------------------------------------------------------------------------------
@@ -288,12 +290,15 @@ class ClusterNode:
         return encode_result(self._store, result)
 
     def _command_class(self, name: str) -> type | None:
-        assert self._commands is not None
-        for spec in self._commands:
-            for cls in spec.handlers:
-                if f"{cls.__module__}.{cls.__qualname__}" == name:
-                    return cls
-        return None
+        """The registered command class of a qualified name (the table is rebuilt when a
+        name is missing: aggregates may be registered after start)."""
+        found = self._classes.get(name)
+        if found is None and self._commands is not None:
+            self._classes = {
+                qualified_name(cls): cls for spec in self._commands for cls in spec.handlers
+            }
+            found = self._classes.get(name)
+        return found
 
     async def _status(self, msg: Msg) -> None:
         live = self._host.live_streams() if self._host is not None else []

@@ -173,6 +173,8 @@ class Membership:
             except ClusterError as e:
                 log.critical("%s", e)
                 return
+            except Exception:  # a bug: its leases expire unless the next round goes through
+                log.exception("cluster node %s: a round of ownership failed", self.ownership.node)
             self._stopped.wait(self.ownership.ttl / 3)
 
     def halt(self, timeout: float = 5.0) -> None:

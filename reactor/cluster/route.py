@@ -62,7 +62,10 @@ class Rerouting(NoReply):
     def fail(self, error: BaseException) -> None:
         if isinstance(error, FencedError) and time.monotonic() < self.deadline:
             self.route.fenced(shard_of(self.stream_id, self.route.shards))
-            self.route.send(self.spec, self.stream_id, self.handle, self.deadline)
+            try:
+                self.route.send(self.spec, self.stream_id, self.handle, self.deadline)
+            except Exception as e:  # it cannot travel (a field NATS cannot carry)
+                self.handle.reply.fail(e)
         else:
             self.handle.reply.fail(error)
 
