@@ -6,7 +6,9 @@ choice among the live members, so a node takes a shard once it is free and hands
 
 The epoch of a shard's lease fences every append its aggregates make, in the transaction
 of the append: a node that lost a shard cannot write to it, whatever its clock says.
-`Ownership.step` is one round (the `Membership` thread runs one every `ttl / 3`).
+`Ownership.step` is one round (the `Membership` thread runs one every `ttl / 3`): its
+heartbeat and renewals in one statement, a read of the cluster's leases, and the shards it
+takes in one more.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ class Ownership:
                     self._lose(shard)
 
     def _step(self) -> None:
-        mine = self.store.acquire_lease(member_lease(self.node), self.owner, self.ttl)
+        me = member_lease(self.node)
+        renewed = self._acquire([me, *map(shard_lease, self.held)])  # one round trip
+        mine = renewed.get(me)
         if mine is None:
             for shard in list(self.held):
                 self._lose(shard)
@@ -95,6 +99,12 @@ class Ownership:
             )
         self.renewed = time.monotonic()
         self.now = mine.expires - self.ttl
+        for shard, old in list(self.held.items()):
+            lease = renewed.get(shard_lease(shard))
+            if lease is None or lease.epoch != old.epoch:
+                self._lose(shard)
+            else:
+                self.held[shard] = lease
         found = self.store.leases("cluster:")
         self.members = {
             node_of(x.owner): x.expires
@@ -102,37 +112,35 @@ class Ownership:
             if x.name.startswith(MEMBER) and x.expires > self.now
         }
         self.members[self.node] = mine.expires
-        current = {
-            int(x.name[len(SHARD) :]): x
-            for x in found
-            if x.name.startswith(SHARD) and x.name[len(SHARD) :].isdigit()
-        }
+        current = {x.name: x for x in found if x.name.startswith(SHARD)}
+        free = []
         for shard in range(self.shards):
             wanted = choose(str(shard), self.members) == self.node
             if shard in self.held:
-                self._keep(shard, wanted)
+                if not wanted and self.on.drain(shard):
+                    self.store.release_lease(shard_lease(shard), self.owner)
+                    del self.held[shard]
+                    log.info("node %s handed shard %d over", self.node, shard)
             elif wanted:
-                other = current.get(shard)
+                other = current.get(shard_lease(shard))
                 if other is None or other.expires <= self.now or other.owner == self.owner:
-                    self._take(shard)
+                    free.append(shard)
+        if free:
+            taken = self._acquire([shard_lease(s) for s in free])
+            for shard in free:
+                lease = taken.get(shard_lease(shard))
+                if lease is not None:
+                    self.held[shard] = lease
+                    self.on.gained(shard, lease)
 
-    def _keep(self, shard: int, wanted: bool) -> None:
-        if not wanted and self.on.drain(shard):
-            self.store.release_lease(shard_lease(shard), self.owner)
-            del self.held[shard]
-            log.info("node %s handed shard %d over", self.node, shard)
-            return
-        lease = self.store.acquire_lease(shard_lease(shard), self.owner, self.ttl)
-        if lease is None or lease.epoch != self.held[shard].epoch:
-            self._lose(shard)
-        else:
-            self.held[shard] = lease
-
-    def _take(self, shard: int) -> None:
-        lease = self.store.acquire_lease(shard_lease(shard), self.owner, self.ttl)
-        if lease is not None:
-            self.held[shard] = lease
-            self.on.gained(shard, lease)
+    def _acquire(self, names: list[str]) -> dict[str, Lease]:
+        """Take or renew the leases `names` (in one statement where the journal can)."""
+        many = getattr(self.store, "acquire_leases", None)
+        if many is not None:
+            granted: dict[str, Lease] = many(names, self.owner, self.ttl)
+            return granted
+        found = {n: self.store.acquire_lease(n, self.owner, self.ttl) for n in names}
+        return {n: lease for n, lease in found.items() if lease is not None}
 
     def _lose(self, shard: int) -> None:
         del self.held[shard]
