@@ -166,7 +166,7 @@ class AggregateActor(PooledActor):
         if self.broken is not None:
             return self._answer(msg, error=self.broken)
         store = self.host.store
-        if msg.given_id and attempt == 0:
+        if msg.given_id and attempt == 0 and not msg.fresh:
             done = store.find_command(msg.command_id)
             if done is not None:
                 return self._answer_handled_before(msg, done)

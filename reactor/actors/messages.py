@@ -127,6 +127,7 @@ class Handle(NamedTuple):
     given_id: bool  # the caller chose command_id (so it may have been handled already)
     principal: Principal | None = None
     audit: bool = False
+    fresh: bool = False  # known never handled (a cluster's first delivery): no look-up
 
 
 @attrs.frozen

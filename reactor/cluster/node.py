@@ -82,6 +82,7 @@ class ClusterNode:
         self._draining: dict[int, list[Any]] = {}  # shard -> its passivated actors
         self._free_since: dict[str, float] = {}  # consumer leases seen free, since when
         self._classes: dict[str, type] = {}  # command classes by qualified name
+        self._tasks: set[asyncio.Task[None]] = set()  # commands being answered (on the loop)
         self._lock = threading.RLock()
 
     # -- life ---------------------------------------------------------------------------------
@@ -248,7 +249,14 @@ class ClusterNode:
                 await self._subs.pop(shard).unsubscribe()
 
     async def _serve(self, msg: Msg) -> None:
-        """A command another node sent to a shard of this node: handle it, answer."""
+        """A command another node sent to a shard of this node: handled in a task of its
+        own (nats-py runs a subscription's callbacks one after another: awaiting each
+        command here would take a shard's commands one at a time, with no group commit)."""
+        task = asyncio.get_running_loop().create_task(self._answer(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, msg: Msg) -> None:
         try:
             answer = await self._handle(msg.data)
         except Exception as e:  # a request that cannot be decoded, a command unknown here
@@ -276,6 +284,7 @@ class ClusterNode:
             given_id=True,  # it may come again (the asker retries): handled once
             principal=request.principal,
             audit=request.audit,
+            fresh=request.fresh,
         )
         self._host.route(spec, stream_id, handle)
         try:

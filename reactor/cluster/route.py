@@ -108,7 +108,9 @@ class ClusterRoute:
             reply = Rerouting(self, spec, stream_id, handle, deadline)
             self.host.route(spec, stream_id, handle._replace(reply=reply))
             return
-        payload = encode_request(self.store, handle)  # raises at the caller: nothing sent
+        # (raises at the caller: nothing sent) A command under an id the runtime made
+        # reaches its first owner "fresh": no look-up of its id, only its record.
+        payload = encode_request(self.store, handle, fresh=not handle.given_id)
         with self.lock:
             self.remote += 1
             self.inflight += 1
@@ -125,7 +127,7 @@ class ClusterRoute:
         self, spec: AggregateType, stream_id: str, handle: Handle, payload: bytes, deadline: float
     ) -> None:
         try:
-            answer = await self._ask(stream_id, payload, deadline)
+            answer = await self._ask(stream_id, handle, payload, deadline)
         except asyncio.CancelledError:
             handle.reply.fail(RuntimeStopped(f"the runtime stopped before {stream_id} answered"))
             raise
@@ -140,8 +142,10 @@ class ClusterRoute:
             handle.reply.fail(answer)
 
     async def _ask(
-        self, stream_id: str, payload: bytes, deadline: float
+        self, stream_id: str, handle: Handle, payload: bytes, deadline: float
     ) -> CommandResult | BaseException | _Local:
+        """Ask the shard's owner until it answers (`payload` first; then, as the command
+        may have been handled, one that has its id looked up)."""
         shard = shard_of(stream_id, self.shards)
         subject, pause, attempt = self.subject(shard), PAUSE[0], self.attempt
         client = self.conn.client
@@ -167,6 +171,8 @@ class ClusterRoute:
                 answer = decode_answer(self.store, msg.data)
             if answer is not None:
                 return answer
+            if not handle.given_id:
+                payload = encode_request(self.store, handle, fresh=False)
             await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, PAUSE[1])
 

@@ -58,6 +58,7 @@ class Request:
     correlation_id: str | None
     principal: Principal | None
     audit: bool
+    fresh: bool  # never handled before: no need to look its command id up
 
 
 def _fields(cls: type) -> list[tuple[str, str]]:
@@ -79,8 +80,9 @@ def _hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-def encode_request(store: EventStore, handle: Handle) -> bytes:
-    """The bytes of a command handed to the cluster route."""
+def encode_request(store: EventStore, handle: Handle, fresh: bool) -> bytes:
+    """The bytes of a command handed to the cluster route; `fresh` if it cannot have been
+    handled before (a first attempt, under an id the runtime made)."""
     command = handle.command
     cls = type(command)
     values = {name: getattr(command, name) for name, _ in _fields(cls)}
@@ -96,6 +98,7 @@ def encode_request(store: EventStore, handle: Handle) -> bytes:
             if principal is None
             else {"id": principal.id, "roles": sorted(principal.roles)},
             "audit": handle.audit,
+            "fresh": fresh,
         }
     )
 
@@ -120,6 +123,7 @@ def decode_request(
         correlation_id=raw.get("corr"),
         principal=None if who is None else Principal(who["id"], who["roles"]),
         audit=bool(raw.get("audit")),
+        fresh=bool(raw.get("fresh")),
     )
 
 
