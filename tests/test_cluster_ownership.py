@@ -64,13 +64,12 @@ class Node:
     def lost(self, shard: int) -> None:
         self.serving.pop(shard, None)
 
-    def drain(self, shard: int) -> bool:
-        self.serving.pop(shard, None)
-        if shard in self.draining:
-            self.draining.discard(shard)
-            return True
-        self.draining.add(shard)
-        return False
+    def drain(self, shards: set[int]) -> set[int]:
+        done = shards & self.draining
+        for shard in shards:
+            self.serving.pop(shard, None)
+        self.draining = (self.draining | shards) - done
+        return done
 
 
 class Schedules(RuleBasedStateMachine):

@@ -198,17 +198,31 @@ class ClusterNode:
         if self._stop_serving(shard) and self._host is not None:
             self._host.passivate(lambda s: shard_of(s, self.config.shards) == shard)
 
-    def drain(self, shard: int) -> bool:
+    def drain(self, shards: set[int]) -> set[int]:
+        """Hand `shards` over: off the local path and their subjects, their actors
+        passivated (one pass over the live actors for those new to draining); those whose
+        actors have all stopped."""
+        assert self._host is not None and self.route is not None
+        count = self.config.shards
         with self._lock:
-            if shard not in self._draining:
-                self._stop_serving(shard)
-                assert self._host is not None
-                actors = self._host.passivate(lambda s: shard_of(s, self.config.shards) == shard)
-                self._draining[shard] = actors
-            if all(a.actor_stopped.is_set() for a in self._draining[shard]):
+            new = shards - self._draining.keys()
+            if new:
+                for shard in new:
+                    self.route.owned.pop(shard, None)
+                    self._serving.discard(shard)
+                    self._draining[shard] = []
+                for actor in self._host.passivate(lambda s: shard_of(s, count) in new):
+                    self._draining[shard_of(actor.stream_id, count)].append(actor)
+            done = {
+                shard
+                for shard in shards
+                if all(a.actor_stopped.is_set() for a in self._draining[shard])
+            }
+            for shard in done:
                 del self._draining[shard]
-                return True
-            return False
+        if new:
+            self._resubscribe()
+        return done
 
     def _stop_serving(self, shard: int) -> bool:
         """Take `shard` off the local path and its subject; whether it was on them."""
@@ -289,8 +303,8 @@ class ClusterNode:
         self._host.route(spec, stream_id, handle)
         try:
             result = await asyncio.wait_for(reply.wait(), self._timeout)
-        except FencedError:
-            self.lost(shard)
+        except FencedError as e:
+            self.route.refused(stream_id, e)
             return MOVED
         except TimeoutError:
             return encode_error(Timeout(f"stream {stream_id!r} did not answer on {self.node}"))

@@ -45,9 +45,10 @@ class Owner(Protocol):
     def lost(self, shard: int) -> None:
         """Another node took `shard` over (this one stalled): stop serving it at once."""
 
-    def drain(self, shard: int) -> bool:
-        """Another node should own `shard`: stop taking its commands, passivate its
-        aggregates; True once they have all stopped (the lease is released then)."""
+    def drain(self, shards: set[int]) -> set[int]:
+        """Other nodes should own `shards`: stop taking their commands, passivate their
+        aggregates; those whose aggregates have all stopped (their leases are released
+        then)."""
 
 
 class Ownership:
@@ -59,6 +60,7 @@ class Ownership:
         self.store, self.node, self.owner = leases, node, owner
         self.shards, self.ttl, self.on = shards, ttl, on
         self.held: dict[int, Lease] = {}
+        self.leaving: set[int] = set()  # held shards being handed over
         self.members: dict[str, float] = {}  # live node -> its lease's expiry (journal clock)
         self.now = 0.0  # the journal's clock, as of the last heartbeat
         self.renewed = time.monotonic()  # when the last heartbeat went through
@@ -117,14 +119,17 @@ class Ownership:
         for shard in range(self.shards):
             wanted = choose(str(shard), self.members) == self.node
             if shard in self.held:
-                if not wanted and self.on.drain(shard):
-                    self.store.release_lease(shard_lease(shard), self.owner)
-                    del self.held[shard]
-                    log.info("node %s handed shard %d over", self.node, shard)
+                if not wanted:
+                    self.leaving.add(shard)  # (once leaving, handed over even if wanted again)
             elif wanted:
                 other = current.get(shard_lease(shard))
                 if other is None or other.expires <= self.now or other.owner == self.owner:
                     free.append(shard)
+        for shard in sorted(self.on.drain(set(self.leaving)) if self.leaving else ()):
+            self.store.release_lease(shard_lease(shard), self.owner)
+            del self.held[shard]
+            self.leaving.discard(shard)
+            log.info("node %s handed shard %d over", self.node, shard)
         if free:
             taken = self._acquire([shard_lease(s) for s in free])
             for shard in free:
@@ -144,6 +149,7 @@ class Ownership:
 
     def _lose(self, shard: int) -> None:
         del self.held[shard]
+        self.leaving.discard(shard)
         log.warning("node %s lost shard %d: its aggregates stop here", self.node, shard)
         self.on.lost(shard)
 
@@ -159,6 +165,7 @@ class Ownership:
         for shard in list(self.held):
             self.store.release_lease(shard_lease(shard), self.owner)
         self.held.clear()
+        self.leaving.clear()
 
     def live(self, lease: Lease) -> bool:
         """Whether `lease` was held as of the last heartbeat (by the journal's clock)."""

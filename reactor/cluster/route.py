@@ -61,7 +61,7 @@ class Rerouting(NoReply):
 
     def fail(self, error: BaseException) -> None:
         if isinstance(error, FencedError) and time.monotonic() < self.deadline:
-            self.route.fenced(shard_of(self.stream_id, self.route.shards))
+            self.route.refused(self.stream_id, error)
             try:
                 self.route.send(self.spec, self.stream_id, self.handle, self.deadline)
             except Exception as e:  # it cannot travel (a field NATS cannot carry)
@@ -115,6 +115,17 @@ class ClusterRoute:
             self.remote += 1
             self.inflight += 1
         self.conn.spawn(self._remote(spec, stream_id, handle, payload, deadline))
+
+    def refused(self, stream_id: str, error: FencedError) -> None:
+        """An append of `stream_id`'s actor was fenced: that actor goes (its fence is
+        stale), and the shard too if its fence is the one this node holds (another node
+        took the shard over)."""
+        shard = shard_of(stream_id, self.shards)
+        placed = self.owned.get(shard)
+        if placed is not None and placed.fence.epoch == error.epoch:
+            self.fenced(shard)  # its actors go with it
+        else:
+            self.host.passivate(lambda s: s == stream_id)
 
     def placement(self, stream_id: str) -> Placement:
         """The placement of a new actor of `stream_id` (a fence no lease has, should the
