@@ -5,6 +5,7 @@ as nodes join and leave, and a node whose shard was taken over cannot write to i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -49,8 +50,9 @@ def _where(rt: Runtime, stream: str) -> list[str]:
 
 
 def test_a_command_is_handled_by_its_shards_owner(pair: tuple[Runtime, Runtime]) -> None:
-    """Sent on a, a command for one of b's shards is handled by b, and the other way round;
-    a command for a shard of the sending node takes the local path."""
+    """Sent on a (by send, submit or send_async), a command for one of b's shards is
+    handled by b, and the other way round; a command for a shard of the sending node takes
+    the local path."""
     a, b = pair
     shards = settled(a, {"a", "b"})
     on_b, on_a = next(key_on(shards, "b")), next(key_on(shards, "a"))
@@ -59,7 +61,9 @@ def test_a_command_is_handled_by_its_shards_owner(pair: tuple[Runtime, Runtime])
     assert result.events[0].metadata["cluster"]["node"] == "b"
     b.send(Deposit(on_a, 7))
     a.send(Deposit(on_a, 1))
-    assert _where(a, f"Account-{on_b}") == ["b"]
+    assert a.submit(Deposit(on_b, 1)).get(10).version == 2
+    assert asyncio.run(a.send_async(Deposit(on_b, 1))).version == 3
+    assert _where(a, f"Account-{on_b}") == ["b", "b", "b"]
     assert _where(b, f"Account-{on_a}") == ["a", "a"]
     route = a._cluster.route  # type: ignore[union-attr]
     assert route is not None and route.local >= 1 and route.remote >= 1
