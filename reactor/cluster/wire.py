@@ -11,6 +11,7 @@ some), or "moved" (this node does not own the shard: ask again).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import typing
 from collections.abc import Callable
@@ -61,8 +62,9 @@ class Request:
     fresh: bool  # never handled before: no need to look its command id up
 
 
+@functools.cache
 def _fields(cls: type) -> list[tuple[str, str]]:
-    """(attribute name, init argument name) of a command class."""
+    """(attribute name, init argument name) of a command class (once per class)."""
     if attrs.has(cls):
         return [(a.name, a.alias or a.name) for a in attrs.fields(cls) if a.init]
     if dataclasses.is_dataclass(cls):
@@ -73,7 +75,9 @@ def _fields(cls: type) -> list[tuple[str, str]]:
     )
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
+    """The type hints of a command class (once per class: resolving them is slow)."""
     try:
         return typing.get_type_hints(cls)
     except Exception:  # unresolvable annotations: values must then be plain JSON
