@@ -14,7 +14,15 @@ import orjson
 import psycopg
 import pytest
 
-from reactor import Aggregate, ConcurrencyError, Rejected, Runtime, Timeout, handles
+from reactor import (
+    Aggregate,
+    ConcurrencyError,
+    ReactorError,
+    Rejected,
+    Runtime,
+    Timeout,
+    handles,
+)
 from reactor.cli import main
 from reactor.cluster import ClusterError
 from reactor.cluster.shards import shard_lease, shard_of
@@ -71,7 +79,8 @@ def test_a_command_is_handled_by_its_shards_owner(pair: tuple[Runtime, Runtime])
 
 def test_errors_come_back_with_their_type(pair: tuple[Runtime, Runtime]) -> None:
     """Rejected, the handler's own error (by name and message), a ConcurrencyError with
-    its fields and a Timeout reach the sender as if handled in its process."""
+    its fields and a Timeout reach the sender as if handled in its process; a command the
+    owner does not know is an error naming the fix."""
     a, _ = pair
     shards = settled(a, {"a", "b"})
     key = next(key_on(shards, "b"))
@@ -88,6 +97,9 @@ def test_errors_come_back_with_their_type(pair: tuple[Runtime, Runtime]) -> None
     assert (raised.value.stream_id, raised.value.expected, raised.value.actual) == ("s", 1, 2)
     with pytest.raises(Timeout):
         a.send(Slow(gate), timeout=0.3)
+    a.register(Lonely)
+    with pytest.raises(ReactorError, match="no aggregate registered on this node"):
+        a.send(Ping(next(key_on(shards, "b", "Lonely"))))
 
 
 @attrs.frozen
@@ -98,6 +110,19 @@ class Conflict:
 @attrs.frozen
 class Slow:
     gate_id: str
+
+
+@attrs.frozen
+class Ping:
+    lonely_id: str
+
+
+class Lonely(Aggregate, key="lonely_id"):
+    """Registered on one node only."""
+
+    @handles(Ping)
+    def ping(self, cmd: Ping) -> None:
+        return None
 
 
 class Gate(Aggregate, key="gate_id"):

@@ -11,7 +11,6 @@ some), or "moved" (this node does not own the shard: ask again).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import typing
 from collections.abc import Callable
@@ -41,6 +40,10 @@ _STRUCTURED: dict[type[BaseException], tuple[str, ...]] = {  # rebuilt from thei
 }
 
 
+_FIELDS: dict[type, list[tuple[str, str]]] = {}  # by command class
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 class RemoteError(ReactorError):
     """A command handled on another node raised an exception whose class this process
     does not know: `type_name` is its qualified name, the message its message."""
@@ -62,26 +65,34 @@ class Request:
     fresh: bool  # never handled before: no need to look its command id up
 
 
-@functools.cache
 def _fields(cls: type) -> list[tuple[str, str]]:
     """(attribute name, init argument name) of a command class (once per class)."""
+    found = _FIELDS.get(cls)
+    if found is not None:
+        return found
     if attrs.has(cls):
-        return [(a.name, a.alias or a.name) for a in attrs.fields(cls) if a.init]
-    if dataclasses.is_dataclass(cls):
-        return [(f.name, f.name) for f in dataclasses.fields(cls) if f.init]
-    raise EncodeError(
-        f"{qualified_name(cls)} cannot travel to another node: a command sent in a cluster is "
-        "an attrs class (or a dataclass)"
-    )
+        found = [(a.name, a.alias or a.name) for a in attrs.fields(cls) if a.init]
+    elif dataclasses.is_dataclass(cls):
+        found = [(f.name, f.name) for f in dataclasses.fields(cls) if f.init]
+    else:
+        raise EncodeError(
+            f"{qualified_name(cls)} cannot travel to another node: a command sent in a cluster is "
+            "an attrs class (or a dataclass)"
+        )
+    _FIELDS[cls] = found
+    return found
 
 
-@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     """The type hints of a command class (once per class: resolving them is slow)."""
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # unresolvable annotations: values must then be plain JSON
-        return {}
+    found = _HINTS.get(cls)
+    if found is None:
+        try:
+            found = typing.get_type_hints(cls)
+        except Exception:  # unresolvable annotations: values must then be plain JSON
+            found = {}
+        _HINTS[cls] = found
+    return found
 
 
 def encode_request(store: EventStore, handle: Handle, fresh: bool) -> bytes:
