@@ -1,5 +1,6 @@
 """Cluster nodes in processes of their own on PostgreSQL and NATS: three nodes send
 commands for shared keys, one is killed with kill -9 mid-load and one joins mid-load;
+the dead node's shards move within the lease bound and the new node gets some;
 afterwards every acknowledged command is stored once, no stream has a gap, the balances
 add up, and no aggregate was live on two nodes at once (each event records the node and
 the shard lease's epoch it was written under: along a stream the epochs never go back,
@@ -12,19 +13,23 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from reactor import Runtime
 from tests.bank import Account
 from tests.cluster_support import needs_servers
 from tests.helpers import wait_for
-from tests.pg import fresh_schema, url
+from tests.pg import SERVER, fresh_schema, url
 
 pytestmark = needs_servers
 KEYS = 6
+SHARDS = 64
+TTL = 1.0  # the nodes' lease_ttl
 
 
 class Node:
@@ -77,11 +82,17 @@ def _run(journal: str, count: int) -> None:
         assert wait_for(lambda: all(n.said("ready") for n in nodes), 60)
         n1, n2, n3 = nodes
         assert wait_for(lambda: len(n2.acked()) >= count // 3, 60)
+        assert _owners(journal)["n2"] > 0
         n2.kill()
+        killed = time.monotonic()
+        assert wait_for(lambda: set(_owners(journal)) == {"n1", "n3"}, 30)
+        took = time.monotonic() - killed
+        assert took < TTL * 4 / 3 + 3.0, f"n2's shards moved in {took:.1f}s"
         assert wait_for(lambda: len(n1.acked()) >= count // 2, 60)
         n4 = Node(journal, "n4", count)
         nodes.append(n4)
         survivors = [n1, n3, n4]
+        assert wait_for(lambda: _owners(journal).get("n4", 0) > 0, 30)
         assert wait_for(lambda: all(n.said("done") for n in survivors), 120)
         for n in survivors:
             assert not n.said("err "), n.said("err ")
@@ -93,6 +104,21 @@ def _run(journal: str, count: int) -> None:
     acked = set().union(*(n.acked() for n in nodes))
     assert len(acked) >= 3 * count + len(n2.acked())
     _check_journal(journal, acked)
+
+
+def _owners(journal: str) -> dict[str, int]:
+    """How many shards each node holding some has a live lease of (those with no live
+    owner are counted under "")."""
+    schema = journal.rsplit("schema=", 1)[1]
+    with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT split_part(owner, '#', 1) FROM \"{schema}\".leases "
+            "WHERE name LIKE 'cluster:shard:%%' AND expires > extract(epoch FROM clock_timestamp())"
+        ).fetchall()
+    found = Counter(node for (node,) in rows)
+    if sum(found.values()) < SHARDS:
+        found[""] = SHARDS - sum(found.values())
+    return dict(found)
 
 
 def _check_journal(journal: str, acked: set[str]) -> None:
