@@ -244,3 +244,15 @@ def test_cluster_status_shows_members_shards_and_live_aggregates(
     assert main(["cluster", "status", "--store", "postgresql://127.0.0.1:1/nowhere"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("reactor: ") and err.count("\n") == 1
+
+
+def test_a_node_restarted_under_its_name_waits_for_its_old_lease(journal: str) -> None:
+    """A node started again under the name of one killed a moment ago joins once the dead
+    incarnation's membership expires (within a lease ttl), then serves every shard."""
+    with Runtime(journal) as plain:
+        plain.store.acquire_lease("cluster:member:a", "a#dead#1", 1.0)
+        started = time.monotonic()
+        with node(journal, "a", shards=8) as a:
+            assert time.monotonic() - started > 0.3
+            a.register(Account)
+            assert set(settled(a, {"a"}).values()) == {"a"}
