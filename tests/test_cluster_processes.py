@@ -87,6 +87,7 @@ def _run(journal: str, count: int) -> None:
         killed = time.monotonic()
         assert wait_for(lambda: set(_owners(journal)) == {"n1", "n3"}, 30)
         took = time.monotonic() - killed
+        print(f"n2 killed: its shards served by n1 and n3 after {took:.2f}s")
         assert took < 10.0, f"n2's shards moved in {took:.1f}s (lease ttl {TTL:g}s)"
         assert wait_for(lambda: len(n1.acked()) >= count // 2, 60)
         n4 = Node(journal, "n4", count)
