@@ -118,7 +118,7 @@ class Schedules(RuleBasedStateMachine):
     def one_owner_per_epoch(self) -> None:
         for ownership, node in self.nodes.values():
             for shard, epoch in node.serving.items():
-                assert ownership.held[shard].epoch == epoch
+                assert ownership.held[shard].epoch == epoch and shard not in ownership.leaving
                 first = self.epoch_owner.setdefault((shard, epoch), ownership.owner)
                 assert first == ownership.owner, f"shard {shard} epoch {epoch}: two owners"
 
