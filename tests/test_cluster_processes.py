@@ -1,5 +1,6 @@
 """Cluster nodes in processes of their own on PostgreSQL and NATS: three nodes send
-commands for shared keys, one is killed with kill -9 mid-load and one joins mid-load;
+commands for shared keys, one is killed with kill -9 mid-load, one joins mid-load and one
+stalls (SIGSTOP) past its leases, then goes on;
 the dead node's shards move within the lease bound and the new node gets some;
 afterwards every acknowledged command is stored once, no stream has a gap, the balances
 add up, and no aggregate was live on two nodes at once (each event records the node and
@@ -64,6 +65,12 @@ class Node:
         assert self.proc.wait(60) == 0
         self._reader.join(10)
 
+    def stall(self, seconds: float) -> None:
+        """Stop the process (SIGSTOP) for `seconds`, then let it go on (SIGCONT)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        time.sleep(seconds)  # the stall itself is what is tested: not a wait for a condition
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
@@ -94,6 +101,7 @@ def _run(journal: str, count: int) -> None:
         nodes.append(n4)
         survivors = [n1, n3, n4]
         assert wait_for(lambda: _owners(journal).get("n4", 0) > 0, 30)
+        n3.stall(3 * TTL)  # its leases expire and move while it sleeps; then it writes on
         assert wait_for(lambda: all(n.said("done") for n in survivors), 120)
         for n in survivors:
             assert not n.said("err "), n.said("err ")
