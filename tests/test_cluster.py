@@ -256,3 +256,13 @@ def test_a_node_restarted_under_its_name_waits_for_its_old_lease(journal: str) -
             assert time.monotonic() - started > 0.3
             a.register(Account)
             assert set(settled(a, {"a"}).values()) == {"a"}
+
+
+def test_cluster_status_of_a_journal_with_no_cluster_says_so(
+    journal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal no node has started on: one line naming the journal, exit status 2."""
+    with Runtime(journal):
+        pass
+    assert main(["cluster", "status", "--store", journal]) == 2
+    assert "no cluster is recorded here" in capsys.readouterr().err
