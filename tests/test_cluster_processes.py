@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from reactor import Runtime
-from tests.bank import Account
+from reactor import Rejected, Runtime
+from tests.bank import Account, Balances, Withdraw
 from tests.cluster_support import needs_servers
 from tests.helpers import wait_for
 from tests.pg import SERVER, fresh_schema, url
@@ -131,13 +131,20 @@ def _owners(journal: str) -> dict[str, int]:
 
 
 def _check_journal(journal: str, acked: set[str]) -> None:
+    """Every acknowledged command stored once, no gap, one node per shard epoch, epochs
+    never back along a stream; each account's balance (its projection over the whole
+    journal, and its aggregate rebuilt) is the count of the deposits stored for it."""
     with Runtime(journal) as rt:
-        rt.register(Account)
+        rt.register(Account, Balances)
         stored: Counter[str] = Counter()
         epochs: dict[tuple[int, int], set[str]] = defaultdict(set)
         total = 0
+        balances = rt.query(Balances, after=rt.store.last_position(), timeout=30)
         for k in range(KEYS):
             stream = rt.read_stream(f"Account-k{k}")
+            assert balances.balance(f"k{k}") == len(stream)
+            with pytest.raises(Rejected, match=f"balance {len(stream)},"):
+                rt.send(Withdraw(f"k{k}", len(stream) + 1))
             assert [e.seq for e in stream] == list(range(1, len(stream) + 1)), "a gap"
             last = 0
             for env in stream:
