@@ -14,6 +14,7 @@ SCENARIOS = {
     "metrics": "perf.metrics",
     "postgres": "perf.postgres",
     "bus": "perf.bus",
+    "cluster": "perf.cluster",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

@@ -130,6 +130,7 @@ class Handle(NamedTuple):
     principal: Principal | None = None
     audit: bool = False
     cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
+    fresh: bool = False  # known never handled (a cluster's first delivery): no look-up
 
 
 @attrs.frozen

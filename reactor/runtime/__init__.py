@@ -33,6 +33,9 @@ class Runtime(Sending, Reading, Operating, Governing, Inspecting):
     single-active consumer without renewing), `policy` (a `Policy`: who may do what; every
     call then needs a `principal=`), `master_key` (32 bytes: personal data is encrypted
     under keys it wraps), `audit` (write every command's end to the audit trail; default:
-    with a policy). A wrong value is a `ValueError` naming the option.
+    with a policy), `cluster` (a NATS URL: this runtime is a node of the cluster sharing
+    its PostgreSQL journal, each aggregate live on the node owning its shard), `node` (its
+    name, default `<host>-<pid>`), `shards` (default 64, fixed per journal). A wrong value
+    is a `ValueError` naming the option.
     Use it as a context manager, or call `start()` and `stop()`.
     """

@@ -46,7 +46,8 @@ from reactor.store.postgres_chain import HeadCache
 from reactor.store.postgres_lineage import Lineage
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
-    ACQUIRE_LEASE,
+    ACQUIRE_LEASES,
+    LEASES_FROM,
     RELEASE_LEASE,
     SAVE_LETTER,
     SAVE_SNAPSHOT,
@@ -349,18 +350,17 @@ class PostgresStorage(Lineage):
     # -- leases, waiting and claims ----------------------------------------------------------
 
     def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        rows = self._fetch(ACQUIRE_LEASE, [name, owner, ttl], "take a lease")
-        return Lease(name=name, owner=owner, epoch=rows[0][0], expires=rows[0][1]) if rows else None
+        return self.acquire_leases([name], owner, ttl).get(name)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
+        rows = self._fetch(ACQUIRE_LEASES, [owner, ttl, sorted(set(names))], "take leases")
+        return {n: Lease(name=n, owner=owner, epoch=e, expires=x) for n, e, x in rows}
 
     def release_lease(self, name: str, owner: str) -> bool:
         return self._change(RELEASE_LEASE, [name, owner], "release a lease") > 0
 
     def leases(self, prefix: str = "") -> list[Lease]:
-        rows = self._fetch(
-            "SELECT name, owner, epoch, expires FROM leases WHERE starts_with(name, %s) "
-            "ORDER BY name",
-            [prefix],
-        )
+        rows = self._fetch(LEASES_FROM, [prefix])
         return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
 
     def wait_for_append(self, after: int, timeout: float) -> int:

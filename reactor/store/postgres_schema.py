@@ -105,14 +105,18 @@ SAVE_LETTER = (  # every field but `request`, the operator's
     "parked = excluded.parked"
 )
 # Leases expire by the server's clock, so that nodes with skewed clocks agree.
-ACQUIRE_LEASE = (
+ACQUIRE_LEASES = (  # each of the (distinct) names: granted if free, expired or the owner's
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) "
     "INSERT INTO leases AS l (name, owner, epoch, expires) "
-    "SELECT %s, %s, 1, t + %s FROM now ON CONFLICT (name) DO UPDATE "
+    "SELECT w.name, %s, 1, t + %s FROM unnest(%b::text[]) AS w(name), now "
+    "ON CONFLICT (name) DO UPDATE "
     "SET owner = excluded.owner, expires = excluded.expires, epoch = CASE "
     "WHEN l.owner = excluded.owner AND l.expires > (SELECT t FROM now) THEN l.epoch "
     "ELSE l.epoch + 1 END WHERE l.owner = excluded.owner OR l.expires <= (SELECT t FROM now) "
-    "RETURNING epoch, expires"
+    "RETURNING name, epoch, expires"
+)
+LEASES_FROM = (
+    "SELECT name, owner, epoch, expires FROM leases WHERE starts_with(name, %s) ORDER BY name"
 )
 RELEASE_LEASE = (
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) "
