@@ -52,10 +52,10 @@ from reactor.store.postgres_schema import (
     SAVE_LETTER,
     SAVE_SNAPSHOT,
     SELECT_EVENT,
-    Target,
     prepare,
     stored_event,
 )
+from reactor.store.postgres_target import Target
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,8 +100,6 @@ class PostgresStorage(Lineage):
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
             self._head = HeadCache(prepare(conn, t.schema, create, not readonly))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
-        self._head_read_on = 0  # the listening connection the head was last read under
-        self._table_head = 0  # the highest head read from the table
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             t.conninfo,
             kwargs=t.connect,
@@ -364,29 +362,11 @@ class PostgresStorage(Lineage):
         return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
 
     def wait_for_append(self, after: int, timeout: float) -> int:
-        """Block until the head is beyond `after` or `timeout` passes; the head then.
-
-        A NOTIFY from an appending transaction (of any process) wakes the wait and carries
-        the head it committed. The head is read from the table when a new connection starts
-        listening (what was committed before sent it nothing) and after each `POLL` seconds
-        without a notification (a writer that sent none), not after each notification.
-        """
+        """Block until the head is beyond `after` or `timeout` passes; the head then: woken
+        by a NOTIFY from an appending transaction of any process, polling every `POLL`
+        seconds too (see `Listener.wait_beyond`)."""
         self._check_open()
-        listener, deadline, look = self._listener, time.monotonic() + timeout, False
-        while True:
-            seen = listener.wakeups
-            listener.start()
-            if look or not listener.listening or listener.listening != self._head_read_on:
-                read_on, head = listener.listening, self.last_position()
-                self._head_read_on, self._table_head = read_on, max(self._table_head, head)
-            last = max(self._table_head, listener.head)
-            left = deadline - time.monotonic()
-            if last > after or left <= 0:
-                return last
-            listener.wait(seen, min(left, POLL))
-            look = listener.wakeups == seen
-            if self._closed:
-                return last
+        return self._listener.wait_beyond(after, timeout, self.last_position, POLL)
 
     def claim(self, owner: str) -> None:
         """Nothing to hold: a PostgreSQL journal serves any number of runtimes at once."""

@@ -35,9 +35,9 @@ from reactor.store.postgres_schema import (
     LOCK_HEAD,
     STORED,
     VERSIONS,
-    Target,
     stored_event,
 )
+from reactor.store.postgres_target import Target
 from reactor.store.postgres_writes import Writes
 
 if TYPE_CHECKING:
