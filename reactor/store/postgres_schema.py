@@ -121,7 +121,10 @@ COMMANDS = (
     "WHERE command_id = ANY(%b::text[])"
 )
 # FOR SHARE: a takeover of a lease a batch depends on waits until the batch is committed.
-LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) FOR SHARE"
+LEASES = (  # in name order, as every statement locks leases
+    "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) "
+    "ORDER BY name FOR SHARE"
+)
 EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq"
 # Arrays go in binary (%b): 4-5x faster to encode than text for strings (perf/postgres.py).
 # The statement that stores a batch (see `postgres_writes.Writes`): `s`, the versions of the
@@ -150,6 +153,13 @@ WRITE_EVENTS = """WITH s AS (
     FROM r JOIN s USING (stream) CROSS JOIN h
 )"""
 NO_CHANGE = "NOT EXISTS (SELECT FROM s WHERE s.expected <> s.actual)"
+# The batch's fences hold: each lease named is at its epoch, share-locked (in name order,
+# before the head's lock, as the decided way takes them) so no take-over commits meanwhile.
+FENCES_HOLD = """NOT EXISTS (
+        SELECT FROM unnest(%(f_name)b::text[], %(f_epoch)b::bigint[]) AS f(name, epoch)
+        LEFT JOIN (SELECT name, epoch FROM leases WHERE name = ANY(%(f_name)b::text[])
+            ORDER BY name FOR SHARE) AS l USING (name)
+        WHERE l.epoch IS DISTINCT FROM f.epoch)"""
 # `reactor.security.chain.event_hash` in SQL (the same bytes hashed: chain version 1, the
 # previous hash, seq, position, version, timestamp, the byte length of each variable column,
 # -1 for a NULL, then those columns), for the row `r` chained onto `ch.h`, its stream at
@@ -166,25 +176,25 @@ LINK = """sha256('\\x01'::bytea || ch.h || int8send(s.actual + r.k)
     || convert_to(r.type, 'UTF8') || coalesce(convert_to(r.correlation_id, 'UTF8'), '')
     || coalesce(convert_to(r.causation_id, 'UTF8'), '') || r.data || coalesce(r.metadata, ''))"""
 # The head, its hashes given: only if it is still at `base` (a batch chained in Python).
-HEAD_AT_BASE = f"""h AS (
+HEAD_AT_BASE = """h AS (
     UPDATE head SET position = position + %(n)s, hash = coalesce(%(hash)b::bytea, hash),
         hashes = NULL
-    WHERE position = coalesce(%(base)s::bigint, position) AND {NO_CHANGE}
+    WHERE position = coalesce(%(base)s::bigint, position) AND {check}
     RETURNING position - %(n)s AS base, hash, hashes
 )"""
 # The head, the rows chained in SQL on its hash (`postgres_chain.LINK`): under the head's
 # lock, wherever it is (the head row's values are the latest committed ones here).
-HEAD_CHAINED = f"""h AS (
+HEAD_CHAINED = """h AS (
     UPDATE head SET (position, hash, hashes) = (
         SELECT head.position + %(n)s, coalesce(c.a[%(n)s], head.hash), c.a FROM (
             WITH RECURSIVE ch(i, h) AS (
                 SELECT 0::bigint, head.hash
                 UNION ALL
-                SELECT r.i, {{link}} FROM ch JOIN r ON r.i = ch.i + 1 JOIN s USING (stream)
+                SELECT r.i, {link} FROM ch JOIN r ON r.i = ch.i + 1 JOIN s USING (stream)
             ) SELECT array_agg(ch.h ORDER BY ch.i) FILTER (WHERE ch.i > 0) AS a FROM ch
         ) c
     )
-    WHERE {NO_CHANGE}
+    WHERE {check}
     RETURNING position - %(n)s AS base, hash, hashes
 )"""
 WRITE_PARTS = {
@@ -231,12 +241,12 @@ SELECT (SELECT base FROM h), (SELECT array_agg(actual ORDER BY ord) FROM s),
 @functools.cache
 def write_statement(parts: frozenset[str]) -> str:
     """The write statement with these of `WRITE_PARTS` (and, for "chained", its rows
-    chained in SQL: `HEAD_CHAINED`)."""
-    head = HEAD_CHAINED.format(link=LINK) if "chained" in parts else HEAD_AT_BASE
-    events = WRITE_EVENTS.format(head=head)
-    return ", ".join([events, *(WRITE_PARTS[p] for p in sorted(parts - {"chained"}))]) + (
-        WRITE_RESULT
-    )
+    chained in SQL: `HEAD_CHAINED`; for "fenced", only while its fences hold)."""
+    check = f"{NO_CHANGE} AND {FENCES_HOLD}" if "fenced" in parts else NO_CHANGE
+    head = HEAD_CHAINED if "chained" in parts else HEAD_AT_BASE
+    events = WRITE_EVENTS.format(head=head.format(link=LINK, check=check))
+    rest = sorted(parts - {"chained", "fenced"})
+    return ", ".join([events, *(WRITE_PARTS[p] for p in rest)]) + WRITE_RESULT
 
 
 stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
