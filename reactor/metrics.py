@@ -219,6 +219,17 @@ class Metrics:
         series.outcomes[outcome] += 1
         series.latency.observe(seconds)
 
+    def record_answer(
+        self, type_name: str, error: BaseException | None, seconds: float, abandoned: bool = False
+    ) -> None:
+        """`record_command` with the outcome of `error` (see `outcome_of`): what an
+        aggregate actor calls as it answers."""
+        series = self._commands.get(type_name)
+        if series is None:
+            series = self._commands.setdefault(type_name, _CommandType())
+        series.outcomes[outcome_of(error, abandoned=abandoned)] += 1
+        series.latency.observe(seconds)
+
     def record_commit(self, appends: int, events: int, seconds: float) -> None:
         """The journal committed `appends` (and checkpoints) in one transaction of `seconds`,
         storing `events` new events."""

@@ -3,7 +3,7 @@ handling an event; the trace context travels in event metadata (`traceparent`), 
 an event causes (a saga's command) is a child of the command that stored it.
 
 With no tracer provider configured (or without the `otel` extra) `configure()` gives
-`NO_TRACING`, whose methods do nothing and import nothing.
+`NO_TRACING` (of `reactor.actors.instruments`), whose methods do nothing and import nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from reactor.actors.instruments import NO_TRACING, NoTracing
 from reactor.events import Envelope
 from reactor.metrics import outcome_of
 
@@ -22,49 +22,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
 _NULL = nullcontext()
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-class NoTracing:
-    """Tracing switched off: the methods of `Tracing`, each returning at once (a shared
-    null context manager, None, an empty mapping), so the runtime calls them unconditionally
-    (or checks `enabled` once to skip a group of calls)."""
-
-    enabled = False
-
-    def capture(self) -> Context | None:
-        return None
-
-    def start_command(
-        self,
-        *,
-        aggregate: str,
-        command: str,
-        stream_id: str,
-        command_id: str,
-        parent: Context | None,
-    ) -> Span | None:
-        return None
-
-    def activate(self, span: Span | None) -> AbstractContextManager[Any]:
-        return _NULL
-
-    def carrier(self, span: Span | None = None) -> Mapping[str, str]:
-        return _EMPTY
-
-    def end_command(self, span: Span | None, error: BaseException | None = None) -> None:
-        return None
-
-    def commit(
-        self, *, appends: int, events: int, parents: Sequence[Span | None] = ()
-    ) -> AbstractContextManager[Any]:
-        return _NULL
-
-    def consume(self, consumer: str, envelope: Envelope) -> AbstractContextManager[Any]:
-        return _NULL
-
-
-NO_TRACING = NoTracing()
+__all__ = ["NO_TRACING", "NoTracing", "Tracing", "configure"]
 
 
 class Tracing:

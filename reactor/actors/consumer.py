@@ -19,6 +19,7 @@ import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans
 from reactor.actors.messages import (
     CheckOrders,
     Committed,
@@ -82,8 +83,11 @@ class ConsumerActor(PooledActor):
         start_at: int = 0,
         checkpoints: bool = False,
         fence: Fence | None = None,
+        metrics: Instruments = NO_METRICS,
+        tracing: Spans = NO_TRACING,
     ) -> None:
         super().__init__(dispatcher)
+        self.metrics, self.tracing = metrics, tracing
         self.spec, self.store, self.instance = spec, store, instance
         self.router, self.journal, self.timers = router, journal, timers
         self.start_at, self.fence = start_at, fence
@@ -105,6 +109,7 @@ class ConsumerActor(PooledActor):
                 save_letter=self._save_letter,
                 clear_order=self._clear_order,
                 drop_letter=lambda letter: tell(journal, DropDeadLetter(letter.id)),
+                counted=lambda: metrics.record_dead_letter(spec.label),
             ),
         )
 
@@ -280,11 +285,16 @@ class ConsumerActor(PooledActor):
         handlers = self.spec.handlers
         handler = handlers.get(env.type) or handlers.get("*")
         if handler is not None:
-            handler(self.instance, env.event, env)
+            if self.tracing.enabled:
+                with self.tracing.consume(self.spec.label, env):  # what it sends: children
+                    handler(self.instance, env.event, env)
+            else:
+                handler(self.instance, env.event, env)
         self._arm()
         self.unsaved += 1
 
     def _schedule_retry(self, stream_id: str, delay: float) -> None:
+        self.metrics.record_retry(self.spec.label)
         self.timers.tell(delay, self.actor_ref, RetryDue(stream_id))
 
     # -- saga deadlines -----------------------------------------------------------------------

@@ -45,10 +45,11 @@ class Reply:
     Condition per command: measurably slower on the command path).
     """
 
-    __slots__ = ("_error", "_future", "_lock", "_loop", "_value")
+    __slots__ = ("_error", "_future", "_lock", "_loop", "_value", "abandoned")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
+        self.abandoned = False  # the caller gave up waiting (and counted it as timed out)
         self._value: Any = None
         self._error: BaseException | None = None
         if loop is None:
@@ -93,6 +94,7 @@ class NoReply:
     """The reply slot of a command a saga sent: nobody waits; a failure is logged."""
 
     __slots__ = ("command",)
+    abandoned = False
 
     def __init__(self, command: Any) -> None:
         self.command = command
@@ -118,7 +120,9 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
 
 class Handle(NamedTuple):
     """To an aggregate: handle `command`; answer `reply` with a CommandResult. The events
-    keep `principal` in their metadata; with `audit`, its end goes to the audit trail."""
+    keep `principal` in their metadata; with `audit`, its end goes to the audit trail.
+    `sent_at` (`time.perf_counter()`) times its answer; `trace` is the tracing context it
+    was sent from (None: not traced)."""
 
     command: Any
     command_id: str
@@ -127,6 +131,8 @@ class Handle(NamedTuple):
     given_id: bool  # the caller chose command_id (so it may have been handled already)
     principal: Principal | None = None
     audit: bool = False
+    sent_at: float = 0.0
+    trace: Any = None
 
 
 @attrs.frozen
@@ -141,12 +147,14 @@ class Reload:
 
 
 class AppendRequest(NamedTuple):
-    """To the journal: append, then tell `sender` `Appended` (or answer `reply`)."""
+    """To the journal: append, then tell `sender` `Appended` (or answer `reply`); `span`:
+    the traced command it is for (its commit's parent)."""
 
     append: Append
     events: tuple[Any, ...]
     sender: ActorRef[Any] | None = None
     reply: Reply | None = None
+    span: Any = None
 
 
 class Appended(NamedTuple):

@@ -34,8 +34,8 @@ class _Retrying:
 @attrs.frozen(kw_only=True)
 class Effects:
     """What the sequencer asks of its consumer: run the handler on an event, schedule a
-    retry of a stream's head, read the event at a position, and save, order (clear) or
-    drop a dead letter durably."""
+    retry of a stream's head, read the event at a position, save, order (clear) or drop a
+    dead letter durably, and count a new dead letter."""
 
     run: Callable[[Envelope], None]
     schedule_retry: Callable[[str, float], None]
@@ -43,6 +43,7 @@ class Effects:
     save_letter: Callable[[DeadLetterRecord], None]
     clear_order: Callable[[DeadLetterRecord], None]
     drop_letter: Callable[[DeadLetterRecord], None]
+    counted: Callable[[], None] = lambda: None
 
 
 class Sequencer:
@@ -185,6 +186,7 @@ class Sequencer:
         attempts: int,
         parked: tuple[int, ...],
     ) -> None:
+        self.effects.counted()
         self._save(
             DeadLetterRecord(
                 id=new_id(),

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Self, cast
 
@@ -21,6 +22,7 @@ from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.governance import Governance
+from reactor.runtime.observing import Observability
 from reactor.runtime.parts import Parts
 from reactor.runtime.settings import Settings
 from reactor.security.policy import Policy
@@ -54,6 +56,8 @@ class RuntimeCore:
         policy: Policy | None = None,
         master_key: bytes | None = None,
         audit: bool | None = None,
+        metrics_port: int | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not isinstance(url, str):
             raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
@@ -71,6 +75,7 @@ class RuntimeCore:
             backlog=backlog,
             lease_ttl=lease_ttl,
             max_event_bytes=max_event_bytes,
+            metrics_port=metrics_port,
         )
         self.timeout = timeout
         self._lock = threading.RLock()
@@ -84,6 +89,7 @@ class RuntimeCore:
         self._bus = None if on_bus is None else BusLink(on_bus, self.registry)
         self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
         self._gov = Governance(policy, master_key, audit, lambda: self._parts)
+        self._observe = Observability(metrics_port, tracer_provider)
 
     def __repr__(self) -> str:
         return f"Runtime({self.url!r}, {self._state})"
@@ -109,18 +115,28 @@ class RuntimeCore:
                 return self
             if self._state != "new":
                 raise RuntimeStopped(f"{self!r} was stopped; make a new Runtime")
-            store = open_store(
-                self.url,
-                registry=self.registry,
-                max_event_bytes=self.settings.max_event_bytes,
-            )
+            self._observe.start()  # a metrics port in use: nothing else has started
+            try:
+                store = open_store(
+                    self.url,
+                    registry=self.registry,
+                    max_event_bytes=self.settings.max_event_bytes,
+                )
+            except BaseException:
+                self._observe.stop(self.settings.timeout)
+                raise
             try:
                 store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
                 self._gov.unlock(store, self._commands, self._consumers.registered.values())
             except BaseException:
                 store.close()
+                self._observe.stop(self.settings.timeout)
                 raise
-            self._parts = parts = Parts.start(store, self.settings, self._give_up)
+            observe = self._observe
+            self._parts = parts = Parts.start(
+                store, self.settings, self._give_up, observe.metrics, observe.tracing
+            )
+            observe.watch(parts, self._consumers)
             self._route = LocalRoute(parts.host)
             self._state = "running"
             self._consumers.start(parts)
@@ -153,6 +169,7 @@ class RuntimeCore:
             parts.stop_actors(self._consumers.stop, timeout)
         finally:
             self._consumers.clear()
+            self._observe.stop(timeout)
             parts.shutdown(timeout)
             self._state = "stopped"
 
@@ -208,12 +225,15 @@ class RuntimeCore:
         except ReactorError as e:
             log.error("a saga sent %r, which cannot be routed: %s", command, e)
             return
+        tracing = self._observe.tracing
         handle = Handle(
             command=command,
             command_id=command_id,
             correlation_id=correlation_id or command_id,
             reply=NoReply(command),
             given_id=True,
+            sent_at=time.perf_counter(),
+            trace=tracing.capture() if tracing.enabled else None,  # the event's consumer
         )
         if self._route is not None:
             self._route.deliver(spec, stream_id, handle)
