@@ -74,7 +74,10 @@ class Tracing:
         children, and `capture()` inside returns it)."""
         if span is None:
             return _NULL
-        return self._use_span(span, end_on_exit=False)
+        # A raise (Rejected too) is left to `end_command`, which knows what it means.
+        return self._use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
 
     def carrier(self, span: Span | None = None) -> Mapping[str, str]:
         """The context of `span` (default: the caller's current one) as text: W3C
