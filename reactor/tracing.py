@@ -41,6 +41,7 @@ class Tracing:
         self._inject, self._extract = propagate.inject, propagate.extract
         self._error = trace.Status(trace.StatusCode.ERROR)
         self._consumer_kind = trace.SpanKind.CONSUMER
+        self._span_in = trace.get_current_span  # (of a context)
 
     def capture(self) -> Context:
         """The caller's current context (its active span, if any): where a command is sent
@@ -57,7 +58,13 @@ class Tracing:
         parent: Context | None,
     ) -> Span:
         """Start the span of handling one command, a child of `parent` (what `capture()`
-        returned where it was sent); end it with `end_command`."""
+        returned where it was sent); end it with `end_command`. A trace sampled out stays
+        out (as OpenTelemetry's default, parent-based, sampler decides), at no cost: the
+        parent's span is given back, and its context travels on."""
+        if parent is not None:
+            span = self._span_in(parent)
+            if _sampled_out(span):
+                return span
         return self._tracer.start_span(
             f"command {command}",
             context=parent,
@@ -107,8 +114,8 @@ class Tracing:
     ) -> AbstractContextManager[Any]:
         """The span of one journal commit, current for the `with` block: a child of the first
         command span in `parents` (the commands of the group), linked to the others. None
-        of them (checkpoints only): no span."""
-        spans = [s for s in parents if s is not None]
+        of them recorded (checkpoints only, or traces sampled out): no span."""
+        spans = [s for s in parents if s is not None and s.is_recording()]
         if not spans:
             return _NULL
         return self._tracer.start_as_current_span(
@@ -121,10 +128,14 @@ class Tracing:
     def consume(self, consumer: str, envelope: Envelope) -> AbstractContextManager[Span]:
         """The span of `consumer` handling one event, current for the `with` block: a child
         of the span whose context the event's metadata carries (its command's). A raise
-        inside is recorded on it and marks it as an error."""
+        inside is recorded on it and marks it as an error. Of a trace sampled out: no span,
+        its context current (what the consumer sends stays out too)."""
+        cause = self._extract(envelope.metadata)
+        if _sampled_out(caused_by := self._span_in(cause)):
+            return self._use_span(caused_by, end_on_exit=False)
         return self._tracer.start_as_current_span(
             f"consume {envelope.type}",
-            context=self._extract(envelope.metadata),
+            context=cause,
             kind=self._consumer_kind,
             attributes={
                 "reactor.consumer": consumer,
@@ -134,6 +145,12 @@ class Tracing:
                 "reactor.event_id": envelope.event_id,
             },
         )
+
+
+def _sampled_out(span: Span) -> bool:
+    """Whether `span` belongs to a trace the sampler left out (not merely no span)."""
+    context = span.get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 def configure(provider: TracerProvider | None = None) -> Tracing | NoTracing:

@@ -206,3 +206,25 @@ def test_an_importing_service_continues_the_exporters_trace(
     assert consumed and {parent_of(s) for s in consumed} == {ask.context.span_id}
     (answer,) = spans["command Answer"]
     assert answer.context.trace_id == ask.context.trace_id
+
+
+def test_a_trace_sampled_out_records_nothing_and_stays_out(exporter: InMemorySpanExporter) -> None:
+    """A sampler that keeps no trace: no span anywhere, yet the events carry the (unsampled)
+    trace context, and the saga's command stays in the same trace."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[Envelope] = []
+    try:
+        with Runtime("memory://", tracer_provider=provider) as rt:
+            rt.register(Order, Stock, Reserving)
+            rt.subscribe(lambda e, env: seen.append(env), types=[StockReserved], name="audit")
+            placed = rt.send(PlaceOrder("o1"))
+            assert wait_for(lambda: len(seen) == 1)
+    finally:
+        provider.shutdown()
+    assert exporter.get_finished_spans() == ()
+    first, last = (env.metadata["traceparent"].split("-") for env in (placed.events[0], seen[0]))
+    assert int(first[3], 16) & 1 == 0 and int(last[3], 16) & 1 == 0  # flags: not sampled
+    assert first[1] == last[1]  # one trace id
