@@ -1,17 +1,25 @@
 """What observability costs the running runtime, each next to the same runtime without it,
 measured in the same run, interleaved (on, off, on, off, ...: the best of each): always-on
 metrics against none recorded, and tracing (an SDK provider and no exporter, every trace
-or 1% sampled; the `otel` extra installed and no provider) against none.
+or 1% sampled) against none. Throughput (wall clock) and the process's CPU time per
+command (steadier when other processes share the machine); with `--instructions`, the
+instructions per blocking command counted by valgrind (callgrind), which no other process
+disturbs: each variant runs twice, with N and 3N deposits, and the difference counts.
 
-    python -m perf observed [--quick]      (also the last part of `python -m perf runtime`)
+    python -m perf observed [--quick]       (also the end of `python -m perf runtime`)
+    python -m perf.observed [--quick] --instructions
 """
 
 from __future__ import annotations
 
 import collections
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from reactor import Runtime
 from reactor.actors.instruments import NO_METRICS
 from reactor.actors.messages import Reply
 
+VALGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 ROUNDS = 5  # interleaved runs of each variant; the best counts (the machine is shared)
 
 
@@ -29,23 +38,35 @@ def workload(accounts: int, deposits: int) -> list[Any]:
     ]
 
 
-def blocking(rt: Runtime, commands: list[Any]) -> float:
-    start = time.perf_counter()
-    for c in commands:
-        rt.send(c)
-    return len(commands) / (time.perf_counter() - start)
+Rate = tuple[float, float]  # commands per second, CPU microseconds per command
 
 
-def pipelined(rt: Runtime, commands: list[Any], window: int = 256) -> float:
-    inflight: collections.deque[Reply] = collections.deque()
-    start = time.perf_counter()
-    for c in commands:
-        if len(inflight) >= window:
-            inflight.popleft().get(60)
-        inflight.append(rt.submit(c))
-    for f in inflight:
-        f.get(60)
-    return len(commands) / (time.perf_counter() - start)
+def timed(commands: list[Any], run: Callable[[], None]) -> Rate:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return len(commands) / wall, cpu / len(commands) * 1e6
+
+
+def blocking(rt: Runtime, commands: list[Any]) -> Rate:
+    def run() -> None:
+        for c in commands:
+            rt.send(c)
+
+    return timed(commands, run)
+
+
+def pipelined(rt: Runtime, commands: list[Any], window: int = 256) -> Rate:
+    def run() -> None:
+        inflight: collections.deque[Reply] = collections.deque()
+        for c in commands:
+            if len(inflight) >= window:
+                inflight.popleft().get(60)
+            inflight.append(rt.submit(c))
+        for f in inflight:
+            f.get(60)
+
+    return timed(commands, run)
 
 
 Variant = Callable[[str], Runtime]  # a store URL -> a Runtime, not started
@@ -53,16 +74,17 @@ Variant = Callable[[str], Runtime]  # a store URL -> a Runtime, not started
 
 def measure(
     url: Callable[[str], str], variants: dict[str, Variant], run: Any, commands: list[Any]
-) -> dict[str, float]:
-    """Commands per second of each variant (one projection consumes every deposit): the
-    best of ROUNDS interleaved runs, each on a fresh journal."""
-    best = dict.fromkeys(variants, 0.0)
+) -> dict[str, Rate]:
+    """Commands per second and CPU us per command of each variant (one projection
+    consumes every deposit): the best of ROUNDS interleaved runs, each on a fresh journal."""
+    best = {name: (0.0, float("inf")) for name in variants}
     for n in range(ROUNDS):
         for name, make in variants.items():
             rt = make(url(f"{name}-{n}"))
             rt.register(Account, Counter)
             with rt:
-                best[name] = max(best[name], run(rt, commands))
+                rate, cpu = run(rt, commands)
+            best[name] = (max(best[name][0], rate), min(best[name][1], cpu))
     return best
 
 
@@ -82,18 +104,69 @@ def traced(sampled: float | None) -> Variant:
     return lambda url: Runtime(url, registry=registry, tracer_provider=provider)
 
 
-def cost(label: str, on: float, off: float) -> None:
+def cost(label: str, on: Rate, off: Rate) -> None:
     print(
-        f"{label:<50} {on:>10,.0f} cmd/s   off {off:>10,.0f} cmd/s   "
-        f"ratio {on / off:5.3f}   cost {1 - on / off:+6.1%}"
+        f"   {label:<30} {on[0]:>8,.0f} cmd/s vs {off[0]:>8,.0f}: ratio {on[0] / off[0]:5.3f}"
+        f"   CPU {on[1]:>5,.0f} us/cmd vs {off[1]:>5,.0f}: ratio {on[1] / off[1]:5.3f}"
     )
+
+
+VARIANTS: dict[str, Callable[[], Variant]] = {
+    "off": lambda: metrics_off,
+    "on": lambda: lambda u: Runtime(u, registry=registry),
+    "sdk": lambda: traced(None),
+    "sdk1": lambda: traced(0.01),
+}
+
+
+def probe(variant: str, deposits: int) -> None:
+    """In a child process (under valgrind): 100 accounts opened, then `deposits` deposits,
+    blocking, on memory:// with one projection."""
+    rt = VARIANTS[variant]()("memory://")
+    rt.register(Account, Counter)
+    with rt:
+        blocking(rt, workload(100, deposits // 100))
+
+
+def instructions(variant: str, deposits: int) -> int:
+    """Instructions the whole child process executed (callgrind's count)."""
+    out = subprocess.run(
+        [*VALGRIND, sys.executable, "-m", "perf.observed", "--probe", variant, str(deposits)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {out.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def per_command(quick: bool) -> None:
+    """Instructions per blocking command of each variant (two runs each, two at a time)."""
+    n = 500 if quick else 2000
+    runs = [(v, d) for v in VARIANTS for d in (n, 3 * n)]
+    with ThreadPoolExecutor(2) as pool:
+        counts = dict(zip(runs, pool.map(lambda r: instructions(*r), runs), strict=True))
+    each = {v: (counts[(v, 3 * n)] - counts[(v, n)]) / (2 * n) for v in VARIANTS}
+    print(
+        f"\n   instructions per blocking command (memory://, one projection; valgrind, {n:,}"
+        f" and {3 * n:,} deposits)"
+    )
+    for label, v, base in (
+        ("metrics off", "off", "off"),
+        ("metrics on", "on", "off"),
+        ("traced (SDK, no exporter)", "sdk", "on"),
+        ("traced, 1% sampled", "sdk1", "on"),
+    ):
+        print(f"   {label:<30} {each[v]:>12,.0f}   ratio {each[v] / each[base]:5.3f} vs {base}")
 
 
 def main(quick: bool = False) -> None:
     print(" ".join(__doc__.split("\n\n")[0].split()))
-    import opentelemetry.trace  # noqa: F401  (installed, no provider set: tracing stays off)
 
-    accounts, deposits = (100, 5) if quick else (200, 10)
+    accounts, deposits = (100, 5) if quick else (500, 10)
     commands = workload(accounts, deposits)
     with tempfile.TemporaryDirectory() as tmp:
         stores = {
@@ -102,9 +175,8 @@ def main(quick: bool = False) -> None:
         }
         print(f"\n6. observability: {len(commands):,} commands, best of {ROUNDS} interleaved")
         print(
-            "   (the otel extra installed and no provider set is the `metrics on` runtime: "
-            "tracing is NO_TRACING,\n   one `if tracing.enabled` per call site; tracing is "
-            "compared with it)"
+            "   (with the otel extra installed and no tracer provider set, a runtime does not "
+            "trace:\n   it is the `metrics on` one, one `if tracing.enabled` per call site)"
         )
         for store, url in stores.items():
             for mode, run in (("blocking send", blocking), ("submit, 256 in flight", pipelined)):
@@ -119,13 +191,16 @@ def main(quick: bool = False) -> None:
                     run,
                     commands,
                 )
-                where = f"{store}, {mode}"
-                cost(f"metrics on ({where})", rates["on"], rates["off"])
-                cost(f"tracing: SDK, no exporter ({where})", rates["sdk"], rates["on"])
-                cost(f"tracing: SDK, 1% sampled ({where})", rates["sdk1"], rates["on"])
+                print(f"{store}, {mode}")
+                cost("metrics on vs off", rates["on"], rates["off"])
+                cost("traced (SDK, no exporter)", rates["sdk"], rates["on"])
+                cost("traced, 1% sampled", rates["sdk1"], rates["on"])
 
 
 if __name__ == "__main__":
-    import sys
-
-    main(quick="--quick" in sys.argv)
+    if len(sys.argv) == 4 and sys.argv[1] == "--probe":
+        probe(sys.argv[2], int(sys.argv[3]))
+    else:
+        main(quick="--quick" in sys.argv)
+        if "--instructions" in sys.argv:
+            per_command(quick="--quick" in sys.argv)
