@@ -199,3 +199,15 @@ def test_the_endpoint_stops_with_the_runtime() -> None:
         rt.send(Deposit("a1", 1))
         assert rt.metrics_port is None
         assert rt.metrics()["reactor_commands_total"][("Deposit", "ok")] == 1
+
+
+def test_a_consumer_of_other_types_is_not_shown_lagging() -> None:
+    """Events a projection does not handle, appended after its last one, are no lag of its:
+    live with nothing waiting, it is at the head."""
+    with Runtime("memory://").register(Account, Balances) as rt:
+        position = rt.send(Deposit("a1", 5)).position
+        assert rt.query(Balances, after=position).balance("a1") == 5
+        for i in range(3):
+            rt.send(Open(f"b{i}"))  # not Balances' types
+        assert wait_for(lambda: rt.metrics()["reactor_consumer_lag"] == {"Balances": 0})
+        assert rt.metrics()["reactor_consumer_position"] == {"Balances": 4}

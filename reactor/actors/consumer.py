@@ -125,6 +125,14 @@ class ConsumerActor(PooledActor):
     def position(self) -> int:
         return self.progress.position
 
+    def caught_up_to(self, routed: int) -> int:
+        """The position up to which every event of its types is handled: its own (the last
+        it handled), or, live with nothing waiting, `routed` (what the router has routed:
+        the events of other types there are not its). Read from any thread (a gauge)."""
+        if self.mode is Mode.LIVE and not self.waiting:
+            return max(self.progress.position, routed)
+        return self.progress.position
+
     @property
     def saga(self) -> SagaHost | None:
         """The saga's instances, when this consumer runs a saga."""

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from reactor.actors.pooled import mailbox_size
+from reactor.actors.pooled import actor_of, mailbox_size
 from reactor.metrics import Metrics, Value
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.parts import Parts
@@ -77,10 +77,21 @@ class Observability:
         return None if parts is None else read(parts)
 
     def _positions(self) -> Value:
-        consumers = self._consumers
-        if consumers is None:
+        """Each consumer's position, as far as it has handled every event of its types (so
+        a projection of rare types is not shown lagging behind the others' events)."""
+        parts, consumers = self._parts, self._consumers
+        if parts is None or consumers is None:
             return None
-        return {r.spec.label: r.progress.position for r in consumers}
+        router = actor_of(parts.tree.router)
+        routed = 0 if router is None else router.published
+        positions = {}
+        for running in consumers:
+            actor = actor_of(running.ref)
+            position = running.progress.position
+            positions[running.spec.label] = (
+                position if actor is None else actor.caught_up_to(routed)
+            )
+        return positions
 
     def _dead_letters(self) -> Value:
         parts = self._parts
