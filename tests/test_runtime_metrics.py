@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reactor import Aggregate, Envelope, RetryPolicy, Runtime, Timeout, command, handles
-from reactor.errors import Rejected
+from reactor.errors import ReactorError, Rejected
 from reactor.prometheus import PortInUse
 from tests.bank import Account, Balances, Deposit, Deposited, Explode, Open
 from tests.faulty import FaultyStorage
@@ -211,3 +211,11 @@ def test_a_consumer_of_other_types_is_not_shown_lagging() -> None:
             rt.send(Open(f"b{i}"))  # not Balances' types
         assert wait_for(lambda: rt.metrics()["reactor_consumer_lag"] == {"Balances": 0})
         assert rt.metrics()["reactor_consumer_position"] == {"Balances": 4}
+
+
+def test_a_runtime_that_cannot_start_leaves_no_endpoint() -> None:
+    """The journal cannot be opened: the endpoint already serving is stopped (the conftest
+    guard checks its thread is gone)."""
+    rt = Runtime("nosuchscheme://x", metrics_port=0)
+    with pytest.raises(ReactorError):
+        rt.start()
