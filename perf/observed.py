@@ -180,17 +180,8 @@ def main(quick: bool = False) -> None:
         )
         for store, url in stores.items():
             for mode, run in (("blocking send", blocking), ("submit, 256 in flight", pipelined)):
-                rates = measure(
-                    url,
-                    {
-                        "on": lambda u: Runtime(u, registry=registry),
-                        "off": metrics_off,
-                        "sdk": traced(None),
-                        "sdk1": traced(0.01),
-                    },
-                    run,
-                    commands,
-                )
+                variants = {name: make() for name, make in VARIANTS.items()}
+                rates = measure(url, variants, run, commands)
                 print(f"{store}, {mode}")
                 cost("metrics on vs off", rates["on"], rates["off"])
                 cost("traced (SDK, no exporter)", rates["sdk"], rates["on"])
