@@ -19,7 +19,7 @@ import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
-from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans, traced
 from reactor.actors.messages import (
     CheckOrders,
     Committed,
@@ -84,10 +84,9 @@ class ConsumerActor(PooledActor):
         checkpoints: bool = False,
         fence: Fence | None = None,
         metrics: Instruments = NO_METRICS,
-        tracing: Spans = NO_TRACING,
+        tracing: Spans = NO_TRACING,  # each event handled in a span
     ) -> None:
         super().__init__(dispatcher)
-        self.metrics, self.tracing = metrics, tracing
         self.spec, self.store, self.instance = spec, store, instance
         self.router, self.journal, self.timers = router, journal, timers
         self.start_at, self.fence = start_at, fence
@@ -103,14 +102,14 @@ class ConsumerActor(PooledActor):
             spec.label,
             spec.retry or retry,
             Effects(
-                run=self._run,
+                run=traced(tracing, spec.label, self._run),
                 schedule_retry=self._schedule_retry,
                 read=store.at,
                 save_letter=self._save_letter,
                 clear_order=self._clear_order,
                 drop_letter=lambda letter: tell(journal, DropDeadLetter(letter.id)),
-                counted=lambda: metrics.record_dead_letter(spec.label),
             ),
+            metrics,
         )
 
     def __str__(self) -> str:
@@ -123,14 +122,6 @@ class ConsumerActor(PooledActor):
 
     @property
     def position(self) -> int:
-        return self.progress.position
-
-    def caught_up_to(self, routed: int) -> int:
-        """The position up to which every event of its types is handled: its own (the last
-        it handled), or, live with nothing waiting, `routed` (what the router has routed:
-        the events of other types there are not its). Read from any thread (a gauge)."""
-        if self.mode is Mode.LIVE and not self.waiting:
-            return max(self.progress.position, routed)
         return self.progress.position
 
     @property
@@ -293,16 +284,11 @@ class ConsumerActor(PooledActor):
         handlers = self.spec.handlers
         handler = handlers.get(env.type) or handlers.get("*")
         if handler is not None:
-            if self.tracing.enabled:
-                with self.tracing.consume(self.spec.label, env):  # what it sends: children
-                    handler(self.instance, env.event, env)
-            else:
-                handler(self.instance, env.event, env)
+            handler(self.instance, env.event, env)
         self._arm()
         self.unsaved += 1
 
     def _schedule_retry(self, stream_id: str, delay: float) -> None:
-        self.metrics.record_retry(self.spec.label)
         self.timers.tell(delay, self.actor_ref, RetryDue(stream_id))
 
     # -- saga deadlines -----------------------------------------------------------------------

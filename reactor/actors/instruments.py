@@ -7,7 +7,7 @@ The actors layer sits below metrics and traces, so it names them by what it call
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -121,3 +121,16 @@ class NoTracing:
 
 
 NO_TRACING = NoTracing()
+
+
+def traced(tracing: Spans, consumer: str, run: Callable[[Envelope], None]) -> Any:
+    """`run(envelope)` inside the span of `consumer` handling that event (current while it
+    runs: what it sends is its child); `run` itself when tracing is off (no cost)."""
+    if not tracing.enabled:
+        return run
+
+    def run_traced(envelope: Envelope) -> None:
+        with tracing.consume(consumer, envelope):
+            run(envelope)
+
+    return run_traced

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from reactor.actors.consumer import Mode
 from reactor.actors.pooled import actor_of, mailbox_size
 from reactor.metrics import Metrics, Value
 from reactor.runtime.consumers import Consumers
@@ -86,11 +87,10 @@ class Observability:
         routed = 0 if router is None else router.published
         positions = {}
         for running in consumers:
-            actor = actor_of(running.ref)
-            position = running.progress.position
-            positions[running.spec.label] = (
-                position if actor is None else actor.caught_up_to(routed)
-            )
+            position, actor = running.progress.position, actor_of(running.ref)
+            if actor is not None and actor.mode is Mode.LIVE and not actor.waiting:
+                position = max(position, routed)  # all routed is handled: the rest not its
+            positions[running.spec.label] = position
         return positions
 
     def _dead_letters(self) -> Value:
