@@ -1,7 +1,7 @@
 """Journal throughput on a SQLite file (WAL, synchronous=FULL), next to raw sqlite3 doing
 the same inserts and selects with the same schema and the same JSON library (orjson); then
-the cost of the hash chain, of sealing personal data and of the audit trail
-(perf/governance.py).
+the cost of the lineage indexes on append, of the hash chain, of sealing personal data
+and of the audit trail (perf/governance.py).
 
     python -m perf journal
 """
@@ -126,8 +126,48 @@ class OurWriter:
             outcome.result()
 
 
+class TracedWriter(OurWriter):
+    """`OurWriter` whose events carry a correlation and a causation id, as a command's do."""
+
+    def append_batch(self, count: int) -> None:
+        appends = []
+        for _ in range(count):
+            s = self.n % STREAMS
+            self.n += 1
+            command_id = new_id()
+            record = self.store.new_record(Deposited(f"a{s}", self.n), command_id, command_id)
+            appends.append(Append(f"Account-{s}", [record], self.versions[s]))
+            self.versions[s] += 1
+        for outcome in self.store.commit(appends):
+            outcome.result()
+
+
+def lineage_cost(tmp: str) -> None:
+    """The lineage indexes (events by correlation and causation id) on append: the same
+    appends of traced events, on a journal with them and one without."""
+    indexed = TracedWriter(_ours(Path(tmp, "indexed.db")))
+    plain = TracedWriter(_ours(Path(tmp, "plain.db")))
+    with sqlite3.connect(Path(tmp, "plain.db")) as db:
+        db.executescript("DROP INDEX events_by_correlation; DROP INDEX events_by_causation;")
+    for size in (0, 100_000):
+        while indexed.n < size:  # a bigger journal: deeper index trees
+            indexed.append_batch(1000)
+            plain.append_batch(1000)
+        row(
+            f"append_batch of {BATCH}, lineage indexed ({size // 1000}k)",
+            rate(BATCH * BATCHES, lambda: [indexed.append_batch(BATCH) for _ in range(BATCHES)]),
+            rate(BATCH * BATCHES, lambda: [plain.append_batch(BATCH) for _ in range(BATCHES)]),
+            "without the lineage indexes",
+            "events/s",
+        )
+    for writer in (indexed, plain):
+        writer.store.close()
+
+
 def main() -> None:
     print(" ".join(__doc__.split("\n\n")[0].split()))
+    with tempfile.TemporaryDirectory() as tmp:
+        lineage_cost(tmp)
     with tempfile.TemporaryDirectory() as tmp:
         ours, raw = OurWriter(_ours(Path(tmp, "ours.db"))), RawWriter(_raw(Path(tmp, "raw.db")))
 

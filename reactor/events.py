@@ -104,6 +104,16 @@ class NewEvent:
 
 
 @attrs.frozen
+class Cause:
+    """Why a consumer sent a command: the event it acted on (`event_id`) and who it is
+    (`by`: its checkpoint name, e.g. "saga:Checkout"). Kept in the metadata of the events
+    the command stores ("cause", "by", "command": its class), so lineage can follow it."""
+
+    event_id: str
+    by: str
+
+
+@attrs.frozen
 class CommandResult:
     """What a command did: its stream, the stream's version after it, the global position
     of its last event (0 if it stored none) and the envelopes it stored."""

@@ -24,21 +24,25 @@ from typing import Any
 import attrs
 
 from reactor.codec import dumps, loads
-from reactor.events import Envelope
+from reactor.events import Cause, Envelope
 from reactor.specs import Rows, StateCodec
 
 log = logging.getLogger(__name__)
 RECENTLY_FINISHED = 10_000  # finished keys remembered in memory (start events are ignored)
-Dispatch = Callable[[Any, str, str | None], None]  # (command, command id, correlation id)
+# (command, command id, correlation id, cause: the event acted on and the saga)
+Dispatch = Callable[[Any, str, str | None, Cause | None], None]
 
 
 @attrs.define
 class Deadline:
-    """An event to hand back to the instance `key` at wall-clock time `due`."""
+    """An event to hand back to the instance `key` at wall-clock time `due`; `correlation`
+    and `origin` (the event whose handler set it) go on to the commands it causes."""
 
     key: str
     due: float
     event: Any
+    correlation: str | None = None
+    origin: str | None = None
 
 
 @attrs.frozen
@@ -53,13 +57,16 @@ class SagaContext:
     """What a saga handler may do: `send`, `schedule`, `cancel`, `done`. Buffered until the
     handler returns."""
 
-    def __init__(self, manager: SagaManager, key: str, cause: str, correlation_id: str | None):
+    def __init__(
+        self, manager: SagaManager, key: str, cause: str, correlation_id: str | None, origin: str
+    ):
         self._manager, self.key, self._cause, self._correlation = (
             manager,
             key,
             cause,
             correlation_id,
         )
+        self._origin = origin  # the event this handler acts on (for a deadline: its setter's)
         self._commands: list[tuple[Any, str]] = []
         self._deadlines: dict[str, Deadline] = {}
         self._cancelled: list[str] = []
@@ -81,7 +88,8 @@ class SagaContext:
         instance after `delay` unless cancelled; returns the deadline's id."""
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         timer_id = self._next_id("d")
-        self._deadlines[timer_id] = Deadline(self.key, time.time() + seconds, event)
+        due = time.time() + seconds
+        self._deadlines[timer_id] = Deadline(self.key, due, event, self._correlation, self._origin)
         return timer_id
 
     def cancel(self, timer_id: str) -> None:
@@ -116,7 +124,9 @@ class SagaManager:
     def on_event(self, event: Any, env: Envelope) -> None:
         """Route a journal event to its instance (starting one if its handler starts)."""
         handler = self.handlers[type(event)]
-        self._run(str(getattr(event, self.key)), handler, event, env.event_id, env.correlation_id)
+        correlation = env.correlation_id or env.event_id  # a flow starts at an uncorrelated event
+        key = str(getattr(event, self.key))
+        self._run(key, handler, event, env.event_id, correlation, env.event_id)
 
     def fire(self, deadline_id: str) -> None:
         """A deadline fell due: hand its event to its instance (if both still exist)."""
@@ -128,11 +138,18 @@ class SagaManager:
             log.error("%s: no handler for deadline event %r", self.name, deadline.event)
             del self.deadlines[deadline_id]
             return
-        self._run(deadline.key, handler, deadline.event, deadline_id, None)
+        origin = deadline.origin or deadline_id
+        self._run(deadline.key, handler, deadline.event, deadline_id, deadline.correlation, origin)
         self.deadlines.pop(deadline_id, None)
 
     def _run(
-        self, key: str, handler: SagaHandler, event: Any, cause: str, correlation: str | None
+        self,
+        key: str,
+        handler: SagaHandler,
+        event: Any,
+        cause: str,
+        correlation: str | None,
+        origin: str,
     ) -> None:
         if key in self.finished:
             return
@@ -142,7 +159,7 @@ class SagaManager:
                 return  # not started: only start handlers create instances
             instance = self.saga()
         before = copy.deepcopy(vars(instance))
-        ctx = SagaContext(self, key, cause, correlation)
+        ctx = SagaContext(self, key, cause, correlation, origin)
         try:
             handler.fn(instance, event, ctx)
         except BaseException:
@@ -153,7 +170,7 @@ class SagaManager:
             self.deadlines.pop(timer_id, None)
             ctx._deadlines.pop(timer_id, None)
         for command, command_id in ctx._commands:
-            self.dispatch(command, command_id, correlation)
+            self.dispatch(command, command_id, correlation, Cause(origin, f"saga:{self.name}"))
         self.dirty.add(key)
         if ctx._done:
             self.instances.pop(key, None)
@@ -183,7 +200,15 @@ class SagaManager:
         deadlines = {}
         for timer_id, d in self.deadlines.items():
             type_name, version, data = codec.encode(d.event)
-            deadlines[timer_id] = [d.key, d.due, type_name, version, data.decode()]
+            deadlines[timer_id] = [
+                d.key,
+                d.due,
+                type_name,
+                version,
+                data.decode(),
+                d.correlation,
+                d.origin,
+            ]
         rows = tuple(
             (key, codec.encode_state(vars(self.instances[key]), self.hints))
             if key in self.instances
@@ -200,7 +225,15 @@ class SagaManager:
             vars(instance).update(codec.decode_state(values, self.hints))
             self.instances[key] = instance
         self.deadlines = {
-            timer_id: Deadline(key, due, codec.decode(type_name, version, text.encode())[0])
-            for timer_id, (key, due, type_name, version, text) in loads(data)["deadlines"].items()
+            timer_id: _deadline(codec, saved)
+            for timer_id, saved in loads(data)["deadlines"].items()
         }
         self.dirty.clear()
+
+
+def _deadline(codec: StateCodec, saved: list[Any]) -> Deadline:
+    """A saved deadline: `[key, due, type, version, data]`, then (since lineage) its
+    correlation and origin."""
+    key, due, type_name, version, text, *lineage = saved
+    event = codec.decode(type_name, version, text.encode())[0]
+    return Deadline(key, due, event, *lineage)

@@ -38,7 +38,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     SQLiteStorage(path).close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE reactor_meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match="has journal schema 99, newer than this reactor's 3"):
+    with pytest.raises(StorageError, match="has journal schema 99, newer than this reactor's 4"):
         SQLiteStorage(path)
 
 
@@ -50,7 +50,7 @@ def test_schema_version_and_settings(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         meta = dict(db.execute("SELECT key, value FROM reactor_meta"))
-    assert meta == {"application": "reactor", "schema_version": "3"}
+    assert meta == {"application": "reactor", "schema_version": "4"}
     assert SQLiteStorage(path).synchronous == "FULL"  # the default
 
 

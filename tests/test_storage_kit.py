@@ -1,5 +1,6 @@
 """The conformance kit fails broken backends: one that skips a position in `read_all`, one
-that accepts a stale expected version, one that stores half of a multi-event append."""
+that accepts a stale expected version, one that stores half of a multi-event append, one
+whose lineage reads lose the order."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ BROKEN = textwrap.dedent(
         def append_batch(self, appends):
             return super().append_batch([a._replace(records=a.records[:1]) for a in appends])
 
+    class Unordered(MemoryStorage):
+        def correlated(self, correlation_id):
+            return sorted(super().correlated(correlation_id), key=lambda e: e.event_id)[::-1]
+
     class TestBroken(StorageContract):
         @pytest.fixture
         def storage(self):
@@ -44,6 +49,7 @@ BROKEN = textwrap.dedent(
         ("Skipping", "test_append_assigns_seq_and_position"),
         ("Stale", "test_wrong_expected_version_raises_and_changes_nothing"),
         ("Half", "test_append_assigns_seq_and_position"),
+        ("Unordered", "test_events_are_found_by_correlation_and_cause_in_position_order"),
     ],
 )
 def test_the_kit_fails_a_broken_backend(tmp_path: Path, backend: str, caught_by: str) -> None:

@@ -21,8 +21,10 @@ from reactor.actors.messages import (
     Passivate,
     Reload,
     SaveAudit,
+    SaveNote,
     SaveSnapshot,
 )
+from reactor.actors.notes import note_of, traced, with_cause
 from reactor.actors.pooled import PooledActor, tell
 from reactor.errors import (
     ConcurrencyError,
@@ -189,6 +191,8 @@ class AggregateActor(PooledActor):
         except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
         meta = None if msg.principal is None else principal_metadata(msg.principal)
+        if msg.correlation_id is not msg.command_id and traced(msg):
+            meta = with_cause(msg, meta)
         if self.span is not None:  # its events carry the trace on to their consumers
             meta = {**(meta or {}), **tracing.carrier(self.span)}
         try:
@@ -304,6 +308,10 @@ class AggregateActor(PooledActor):
         if msg.audit and not audited:  # its end goes to the trail with the next commit
             entry = command_entry(msg.principal, msg.command, self._where(msg), error)
             tell(self.host.journal, SaveAudit((entry,)))
+        if error is not None or (result is not None and not result.events):
+            note = note_of(msg, self.stream_id, error)
+            if note is not None:
+                tell(self.host.journal, SaveNote(note))
         self.completed += 1
         self._count(msg, error)  # (before answering: the caller then sees it counted)
         if self.span is not None:

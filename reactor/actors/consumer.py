@@ -19,7 +19,7 @@ import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
-from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans, traced
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans, spanned
 from reactor.actors.messages import (
     CheckOrders,
     Committed,
@@ -32,6 +32,7 @@ from reactor.actors.messages import (
     Progress,
     Pull,
     Query,
+    Replace,
     RetryDue,
     SaveCheckpoint,
     SaveDeadLetter,
@@ -41,6 +42,7 @@ from reactor.actors.messages import (
     Unsubscribe,
 )
 from reactor.actors.pooled import PooledActor, tell
+from reactor.actors.replace import replace
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.sequencer import Effects, Sequencer
 from reactor.errors import DecodeError, RuntimeStopped, UnknownEventType
@@ -102,7 +104,7 @@ class ConsumerActor(PooledActor):
             spec.label,
             spec.retry or retry,
             Effects(
-                run=traced(tracing, spec.label, self._run),
+                run=spanned(tracing, spec.label, self._run),
                 schedule_retry=self._schedule_retry,
                 read=store.at,
                 save_letter=self._save_letter,
@@ -219,6 +221,8 @@ class ConsumerActor(PooledActor):
             self._check_orders_later()
         elif isinstance(message, Sync):
             message.reply.set(self.position)
+        elif isinstance(message, Replace):
+            replace(self, message)
         else:
             log.error("%s: unexpected message %r", self, message)
 

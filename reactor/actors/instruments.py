@@ -123,14 +123,14 @@ class NoTracing:
 NO_TRACING = NoTracing()
 
 
-def traced(tracing: Spans, consumer: str, run: Callable[[Envelope], None]) -> Any:
+def spanned(tracing: Spans, consumer: str, run: Callable[[Envelope], None]) -> Any:
     """`run(envelope)` inside the span of `consumer` handling that event (current while it
     runs: what it sends is its child); `run` itself when tracing is off (no cost)."""
     if not tracing.enabled:
         return run
 
-    def run_traced(envelope: Envelope) -> None:
+    def run_spanned(envelope: Envelope) -> None:
         with tracing.consume(consumer, envelope):
             run(envelope)
 
-    return run_traced
+    return run_spanned

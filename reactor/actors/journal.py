@@ -27,6 +27,7 @@ from reactor.actors.messages import (
     SaveAudit,
     SaveCheckpoint,
     SaveDeadLetter,
+    SaveNote,
     SaveSnapshot,
     Sync,
     Tail,
@@ -72,6 +73,8 @@ class JournalActor(PooledActor):
             self._commit(self._drain(message))
         elif isinstance(message, SaveSnapshot):
             self.store.save_snapshot(message.snapshot)
+        elif isinstance(message, SaveNote):
+            self.store.save_note(message.note)
         elif isinstance(message, SaveDeadLetter):
             self.store.save_dead_letter(message.letter)
         elif isinstance(message, DropDeadLetter):

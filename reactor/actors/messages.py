@@ -12,19 +12,21 @@ from __future__ import annotations
 import _thread
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import attrs
 from pykka import ActorRef
 
 from reactor.errors import DecodeError, Timeout, UnknownEventType
-from reactor.events import Envelope
+from reactor.events import Cause, Envelope
 from reactor.security.policy import Principal
 from reactor.store.base import (
     Append,
     AppendOutcome,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     DeadLetterRecord,
     Snapshot,
 )
@@ -131,6 +133,7 @@ class Handle(NamedTuple):
     given_id: bool  # the caller chose command_id (so it may have been handled already)
     principal: Principal | None = None
     audit: bool = False
+    cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
     sent_at: float = 0.0
     trace: Any = None
 
@@ -178,6 +181,13 @@ class Tail:
     have appended); publish what is stored beyond what you published."""
 
     head: int
+
+
+@attrs.frozen
+class SaveNote:
+    """To the journal: keep a command's lineage note (`Storage.save_note`)."""
+
+    note: CommandNote
 
 
 @attrs.frozen
@@ -272,6 +282,16 @@ class Query:
     kwargs: dict[str, Any]
     reply: Reply
     after: int = 0
+
+
+@attrs.frozen
+class Replace:
+    """To a projection: swap in a rebuilt instance between two events. `make(position)`
+    brings it up to the consumer's position and returns it (in the consumer's turn);
+    `reply` gets that position, or the error that refused the swap."""
+
+    make: Callable[[int], Any]
+    reply: Reply
 
 
 @attrs.frozen

@@ -11,11 +11,20 @@ import sys
 from collections.abc import Sequence
 
 import reactor
-from reactor.cli import audit, catalog, demo, dlq, journal, top
+from reactor.cli import audit, catalog, demo, dlq, journal, projection, top, trace
 from reactor.cli.common import Parents
 from reactor.errors import ReactorError
 
-GROUPS = (audit, catalog, demo, dlq, journal, top)  # each: add_commands(commands, parents)
+GROUPS = (
+    audit,
+    catalog,
+    demo,
+    dlq,
+    journal,
+    projection,
+    top,
+    trace,
+)  # each: add_commands(commands, parents)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

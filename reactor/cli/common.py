@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import socket
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
@@ -16,6 +19,9 @@ import orjson
 from reactor.security.pii import MASK
 from reactor.security.policy import Principal
 from reactor.store import Storage, StoredEvent, open_storage
+
+if TYPE_CHECKING:
+    from reactor.catalog import App
 
 DATA_WIDTH = 60
 Command = Callable[[Storage, argparse.Namespace], int | None]  # the exit status (None: 0)
@@ -51,6 +57,16 @@ def on_store(
             storage.close()
 
     return run
+
+
+def app_here(spec: str) -> App:
+    """The application module `spec` (see `reactor.catalog.load_app`), found as `python -m`
+    finds modules: from the directory we stand in first."""
+    from reactor.catalog import load_app
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return load_app(spec)
 
 
 def operator() -> Principal:

@@ -2,15 +2,16 @@
 
 The facade of the user API, made of parts that each own one job: `RuntimeCore` (options,
 life cycle, registrations), `Sending` (commands, through the `CommandRoute` seam),
-`Reading` (queries, streams, subscriptions), `Operating` (health, dead letters) and
-`Governing` (forget, verify, the audit trail). After `stop()` no actor and no thread of it
-is left, and every call raises `RuntimeStopped`.
+`Reading` (queries, streams, subscriptions), `Operating` (health, dead letters),
+`Governing` (forget, verify, the audit trail) and `Inspecting` (lineage, rebuilds). After
+`stop()` no actor and no thread of it is left, and every call raises `RuntimeStopped`.
 """
 
 from __future__ import annotations
 
 from reactor.runtime.governing import Governing
 from reactor.runtime.health import Health
+from reactor.runtime.inspecting import Inspecting
 from reactor.runtime.operating import Operating
 from reactor.runtime.reading import Reading
 from reactor.runtime.sending import Sending
@@ -18,7 +19,7 @@ from reactor.runtime.sending import Sending
 __all__ = ["Health", "Runtime"]
 
 
-class Runtime(Sending, Reading, Operating, Governing):
+class Runtime(Sending, Reading, Operating, Governing, Inspecting):
     """An embedded reactive runtime on the journal at `url` (`memory://`, `sqlite:///x.db`).
 
     Options: `registry` (default: the global one), `workers` (pool threads, default 2),

@@ -26,6 +26,7 @@ from reactor.errors import ReactorError, RegistrationError
 from reactor.events import Envelope, new_id
 from reactor.faults import RetryPolicy
 from reactor.registry import qualified_name
+from reactor.runtime.lineage import acting
 from reactor.runtime.parts import Parts
 from reactor.sagas import Dispatch
 from reactor.specs import ConsumerKind, ConsumerType
@@ -122,9 +123,7 @@ class Consumers:
         """Start a subscriber consumer calling `fn` (see `Runtime.subscribe`); its label."""
         parts = self._parts()
         label = name or f"{getattr(fn, '__qualname__', 'subscriber')}-{new_id()}"
-
-        def call(_instance: None, event: Any, env: Envelope) -> None:
-            fn(event, env)
+        call = acting(fn, f"{ConsumerKind.SUBSCRIBER.value}:{label}")
 
         spec = ConsumerType(
             kind=ConsumerKind.SUBSCRIBER,

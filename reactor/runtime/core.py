@@ -17,6 +17,7 @@ from reactor.bus import BusLink, Host, Link, bus_config
 from reactor.codec import MAX_EVENT_BYTES
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
+from reactor.events import Cause
 from reactor.faults import RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
@@ -217,7 +218,9 @@ class RuntimeCore:
                     )
         return self
 
-    def _saga_send(self, command: Any, command_id: str, correlation_id: str | None) -> None:
+    def _saga_send(
+        self, command: Any, command_id: str, correlation_id: str | None, cause: Cause | None = None
+    ) -> None:
         """A command from a saga: routed even while stopping (sagas drain first)."""
         try:
             spec = self._commands.spec(command)
@@ -232,6 +235,7 @@ class RuntimeCore:
             correlation_id=correlation_id or command_id,
             reply=NoReply(command),
             given_id=True,
+            cause=cause,
             sent_at=time.perf_counter(),
             trace=tracing.capture() if tracing.enabled else None,  # the event's consumer
         )

@@ -15,6 +15,7 @@ from reactor.errors import ReactorError, Timeout
 from reactor.events import CommandResult, NewEvent, new_id
 from reactor.registry import qualified_name
 from reactor.runtime.core import RuntimeCore
+from reactor.runtime.lineage import acting_on
 from reactor.security.audit import ACCEPTED, entry, principal_metadata
 from reactor.security.policy import Principal
 from reactor.store.base import Append
@@ -115,6 +116,10 @@ class Sending(RuntimeCore):
         spec = self._commands.spec(command)
         stream_id = self._commands.stream_of(spec, command)
         cid = command_id or new_id()
+        cause = None
+        if (caused := acting_on.get()) is not None:  # sent by a subscriber: in its event's flow
+            cause, flow = caused
+            correlation_id = correlation_id or flow
         if self._gov.policy is not None:  # (no policy: nothing to check, nothing to build)
             where = f"stream {stream_id}, command {cid}"
             self._gov.check(principal, "send", qualified_name(type(command)), where)
@@ -127,6 +132,7 @@ class Sending(RuntimeCore):
             given_id=command_id is not None,
             principal=principal,
             audit=self._gov.audits,
+            cause=cause,
             sent_at=time.perf_counter(),
             trace=tracing.capture() if tracing.enabled else None,
         )

@@ -18,6 +18,7 @@ from reactor.store.records import (
     AppendOutcome,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Dump,
@@ -36,6 +37,7 @@ __all__ = [
     "AppendOutcome",
     "AuditRecord",
     "Checkpoint",
+    "CommandNote",
     "CommandRecord",
     "DeadLetterRecord",
     "Dump",
@@ -129,6 +131,33 @@ class Storage(Protocol):
         """What the append recorded under `command_id` stored, or None."""
         ...
 
+    # -- lineage: events by id, correlation and cause; notes of commands -------------------
+
+    def find_event(self, event_id: str) -> StoredEvent | None:
+        """The event stored with this id, or None (by index)."""
+        ...
+
+    def correlated(self, correlation_id: str) -> list[StoredEvent]:
+        """The events stored with this correlation id, in position order (by index)."""
+        ...
+
+    def caused_by(self, causation_id: str) -> list[StoredEvent]:
+        """The events stored with this causation id (a command's), in position order (by
+        index)."""
+        ...
+
+    def save_note(self, note: CommandNote) -> None:
+        """Keep a command's note (replacing one under the same command id)."""
+        ...
+
+    def find_note(self, command_id: str) -> CommandNote | None:
+        """The note kept for this command id, or None."""
+        ...
+
+    def notes(self, correlation_id: str) -> list[CommandNote]:
+        """The notes of commands with this correlation id, oldest first (by index)."""
+        ...
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` as the stream's latest, replacing an older one."""
         ...
@@ -168,6 +197,11 @@ class Storage(Protocol):
 
     def load_keyed(self, name: str) -> dict[str, bytes]:
         """The keyed rows saved with the named checkpoint, by key."""
+        ...
+
+    def delete_checkpoint(self, name: str) -> bool:
+        """Forget the named checkpoint and its keyed rows (a finished rebuild's shadow);
+        False if there was none."""
         ...
 
     def checkpoints(self, prefix: str = "") -> list[Checkpoint]:

@@ -27,6 +27,7 @@ from reactor.store.base import (
     AppendOutcome,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Lease,
@@ -221,6 +222,30 @@ class EventStore:
 
     def find_command(self, command_id: str) -> CommandRecord | None:
         return self.storage.find_command(command_id)
+
+    def find_event(self, event_id: str) -> StoredEvent | None:
+        return self.storage.find_event(event_id)
+
+    def correlated(self, correlation_id: str) -> list[StoredEvent]:
+        return self.storage.correlated(correlation_id)
+
+    def caused_by(self, causation_id: str) -> list[StoredEvent]:
+        return self.storage.caused_by(causation_id)
+
+    def save_note(self, note: CommandNote) -> None:
+        self.storage.save_note(note)
+
+    def find_note(self, command_id: str) -> CommandNote | None:
+        return self.storage.find_note(command_id)
+
+    def notes(self, correlation_id: str) -> list[CommandNote]:
+        return self.storage.notes(correlation_id)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.storage.save_checkpoint(checkpoint)
+
+    def delete_checkpoint(self, name: str) -> bool:
+        return self.storage.delete_checkpoint(name)
 
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
         return self.storage.load_snapshot(stream_id)

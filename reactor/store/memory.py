@@ -20,6 +20,7 @@ from reactor.store.base import (
     AppendOutcome,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Lease,
@@ -47,6 +48,8 @@ class MemoryStorage(MemoryGovernance):
         self._events: list[StoredEvent] = []  # position p is at index p - 1
         self._streams: dict[str, list[StoredEvent]] = {}
         self._by_id: dict[str, StoredEvent] = {}
+        self._lineage: dict[str, list[StoredEvent]] = {}  # by correlation id, by causation id
+        self._notes: dict[str, CommandNote] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._commands: dict[str, CommandRecord] = {}
@@ -98,6 +101,7 @@ class MemoryStorage(MemoryGovernance):
                 self._hashes.append(event_hash(self._hashes[-1] if self._events else GENESIS, e))
                 self._events.append(e)
                 self._by_id[e.event_id] = e
+                self._index(e)
                 stored.append(e)
             if stream:
                 self._streams[a.stream_id] = stream
@@ -164,6 +168,46 @@ class MemoryStorage(MemoryGovernance):
             self._check_open()
             return self._commands.get(command_id)
 
+    # -- lineage ----------------------------------------------------------------------------
+
+    def _index(self, e: StoredEvent) -> None:
+        """Index an event by its correlation and causation ids (keys "c:" and "k:")."""
+        if e.correlation_id is not None:
+            self._lineage.setdefault(f"c:{e.correlation_id}", []).append(e)
+        if e.causation_id is not None:
+            self._lineage.setdefault(f"k:{e.causation_id}", []).append(e)
+
+    def find_event(self, event_id: str) -> StoredEvent | None:
+        with self._lock:
+            self._check_open()
+            return self._by_id.get(event_id)
+
+    def correlated(self, correlation_id: str) -> list[StoredEvent]:
+        with self._lock:
+            self._check_open()
+            return list(self._lineage.get(f"c:{correlation_id}", ()))
+
+    def caused_by(self, causation_id: str) -> list[StoredEvent]:
+        with self._lock:
+            self._check_open()
+            return list(self._lineage.get(f"k:{causation_id}", ()))
+
+    def save_note(self, note: CommandNote) -> None:
+        with self._lock:
+            self._check_open()
+            self._notes[note.command_id] = note
+
+    def find_note(self, command_id: str) -> CommandNote | None:
+        with self._lock:
+            self._check_open()
+            return self._notes.get(command_id)
+
+    def notes(self, correlation_id: str) -> list[CommandNote]:
+        with self._lock:
+            self._check_open()
+            found = [n for n in self._notes.values() if n.correlation_id == correlation_id]
+        return sorted(found, key=lambda n: n.timestamp)
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
             self._check_open()
@@ -222,6 +266,12 @@ class MemoryStorage(MemoryGovernance):
                 rows.pop(key, None)
             else:
                 rows[key] = state
+
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            self._keyed.pop(name, None)
+            return self._checkpoints.pop(name, None) is not None
 
     def load_keyed(self, name: str) -> dict[str, bytes]:
         with self._lock:

@@ -16,6 +16,7 @@ from reactor.store.base import (
     GENESIS,
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Dump,
@@ -42,8 +43,12 @@ class MemoryGovernance:
     _hashes: list[bytes]  # the hash of position p at index p - 1
     _audit: list[AuditRecord]
     _keys: dict[str, bytes]
+    _notes: dict[str, CommandNote]
 
     def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _index(self, e: StoredEvent) -> None:
         raise NotImplementedError
 
     # -- the chain ---------------------------------------------------------------------------
@@ -129,6 +134,7 @@ class MemoryGovernance:
                 dead_letters=list(self._dead.values()),
                 keys=list(self._keys.items()),
                 audit=list(self._audit),
+                notes=list(self._notes.values()),
             )
         yield copy
 
@@ -136,7 +142,7 @@ class MemoryGovernance:
         with self._lock:
             self._check_open()
             held = (self._snapshots, self._checkpoints, self._commands, self._dead, self._keys)
-            if self._events or self._audit or any(held):
+            if self._events or self._audit or self._notes or any(held):
                 raise not_empty(self.url)
             total = dump.head[0]
             for n, (event, hash_) in enumerate(dump.events, 1):
@@ -150,6 +156,7 @@ class MemoryGovernance:
                 self._hashes.append(hash_)
                 self._streams.setdefault(event.stream_id, []).append(event)
                 self._by_id[event.event_id] = event
+                self._index(event)
                 if progress is not None and n % 1000 == 0:
                     progress(n, total)
             if progress is not None:
@@ -166,3 +173,4 @@ class MemoryGovernance:
         self._dead.update((d.id, d) for d in dump.dead_letters)
         self._keys.update(dump.keys)
         self._audit.extend(dump.audit)
+        self._notes.update((n.command_id, n) for n in dump.notes)

@@ -43,7 +43,7 @@ from reactor.store.base import (
 )
 from reactor.store.postgres_batch import Batch, commit
 from reactor.store.postgres_chain import HeadCache
-from reactor.store.postgres_governance import Governance
+from reactor.store.postgres_lineage import Lineage
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASE,
@@ -72,7 +72,7 @@ def open_postgres(rest: str, options: dict[str, str], access: Access) -> Storage
     return PostgresStorage(url, create=access.create, readonly=access.readonly)
 
 
-class PostgresStorage(Governance):
+class PostgresStorage(Lineage):
     """A `Storage` in a schema of a PostgreSQL database, shared by every process using it.
 
     The URL is `postgresql://user@host:port/db?schema=NAME` (see `Target` for its options).
@@ -97,8 +97,10 @@ class PostgresStorage(Governance):
         self._closed = False
         self._lock = threading.Lock()
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
-            self._head = HeadCache(prepare(conn, t.schema, create))
+            self._head = HeadCache(prepare(conn, t.schema, create, not readonly))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
+        self._head_read_on = 0  # the listening connection the head was last read under
+        self._table_head = 0  # the highest head read from the table
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             t.conninfo,
             kwargs=t.connect,
@@ -364,19 +366,25 @@ class PostgresStorage(Governance):
     def wait_for_append(self, after: int, timeout: float) -> int:
         """Block until the head is beyond `after` or `timeout` passes; the head then.
 
-        A NOTIFY from an appending transaction (of any process) wakes the wait; the head is
-        always read again, and read every `POLL` seconds if no notification comes.
+        A NOTIFY from an appending transaction (of any process) wakes the wait and carries
+        the head it committed. The head is read from the table when a new connection starts
+        listening (what was committed before sent it nothing) and after each `POLL` seconds
+        without a notification (a writer that sent none), not after each notification.
         """
         self._check_open()
-        deadline = time.monotonic() + timeout
+        listener, deadline, look = self._listener, time.monotonic() + timeout, False
         while True:
-            seen = self._listener.wakeups
-            self._listener.start()
-            last = self.last_position()
+            seen = listener.wakeups
+            listener.start()
+            if look or not listener.listening or listener.listening != self._head_read_on:
+                read_on, head = listener.listening, self.last_position()
+                self._head_read_on, self._table_head = read_on, max(self._table_head, head)
+            last = max(self._table_head, listener.head)
             left = deadline - time.monotonic()
             if last > after or left <= 0:
                 return last
-            self._listener.wait(seen, min(left, POLL))
+            listener.wait(seen, min(left, POLL))
+            look = listener.wakeups == seen
             if self._closed:
                 return last
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from reactor.store.base import (
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Dump,
@@ -34,6 +35,7 @@ from reactor.store.postgres_schema import (
     Target,
     stored_event,
 )
+from reactor.store.postgres_upgrade import NOTE_COLUMNS, SAVE_NOTE
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,7 +50,10 @@ COPY_EVENTS = (
 )
 # The column types of COPY_EVENTS, in order.
 COPY_TYPES = "text text int8 int8 text int4 bytea float8 bytea text text bytea"
-_TABLES = ("events", "snapshots", "checkpoints", "commands", "dead_letters", "keys", "audit")
+_TABLES = (
+    "events", "snapshots", "checkpoints", "commands", "dead_letters", "keys", "audit",
+    "command_notes",
+)  # fmt: skip
 
 
 def chain_row(row: Sequence[Any]) -> tuple[StoredEvent, bytes | None]:
@@ -235,6 +240,11 @@ def _dump(conn: psycopg.Connection[Any], head: tuple[int, bytes]) -> Dump:
     def rows(sql: str) -> Iterator[Any]:
         yield from conn.execute(sql)
 
+    def notes() -> Iterator[CommandNote]:
+        ((found,),) = conn.execute("SELECT to_regclass('command_notes') IS NOT NULL").fetchall()
+        if found:  # (none in a version-2 journal opened read-only)
+            yield from map(CommandNote.of_row, rows(f"SELECT {NOTE_COLUMNS} FROM command_notes"))
+
     return Dump(
         head=head,
         events=events(),
@@ -249,6 +259,7 @@ def _dump(conn: psycopg.Connection[Any], head: tuple[int, bytes]) -> Dump:
         dead_letters=letters(),
         keys=((s, bytes(w)) for s, w in rows("SELECT subject, wrapped FROM keys")),
         audit=map(AuditRecord.of_row, rows(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq")),
+        notes=notes(),
     )
 
 
@@ -299,6 +310,7 @@ def _load_records(conn: psycopg.Connection[Any], dump: Dump) -> None:
         f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         [(a.seq, *a.row()) for a in dump.audit],
     )
+    cursor.executemany(SAVE_NOTE, [n.row() for n in dump.notes])
     conn.execute(
         "SELECT setval(pg_get_serial_sequence('audit', 'seq'), coalesce(max(seq), 0) + 1, "
         "false) FROM audit"

@@ -1,10 +1,13 @@
 """Wake-ups across processes for `PostgresStorage.wait_for_append`: LISTEN on a connection
 of its own, opened on first use.
 
-A notification is only a wake-up (one sent while nobody listens is lost), so waiters always
-re-read the head. One waiting thread at a time reads the connection; the others wait on a
-condition it signals. If the connection fails, waiting falls back to polling until the next
-wait opens a new one.
+A notification carries the head its transaction committed (every position up to it is
+committed then: appends take the head row's lock, so they commit in position order). One sent
+while nobody listens is lost, so a waiter reads the head from the table once after each new
+connection starts listening (`opened` counts them) and trusts the notifications from then on.
+One waiting thread at a time reads the connection; the others wait on a condition it
+signals. If the connection fails, waiting falls back to polling until the next wait opens a
+new one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Listener:
         self._reading = threading.Lock()  # held by the thread reading the connection
         self._woken = threading.Condition(threading.Lock())
         self.wakeups = 0  # notifications received so far
+        self.head = 0  # the highest head a notification carried
+        self.opened = 0  # connections opened and listening so far
         self.closed = False
 
     def start(self) -> None:
@@ -66,15 +71,16 @@ class Listener:
             with self._woken:
                 self._woken.wait_for(lambda: self.closed, timeout)
             return
-        got = False
+        heads: list[int] = []
         try:
-            for _ in conn.notifies(timeout=timeout, stop_after=1):
-                got = True
+            for notify in conn.notifies(timeout=timeout, stop_after=1):
+                heads.append(int(notify.payload) if notify.payload.isdigit() else 0)
         except psycopg.Error as e:
             log.warning("LISTEN %s: the connection failed (%s); polling until reopened", self, e)
             self._drop()
-        if got:
+        if heads:
             with self._woken:
+                self.head = max(self.head, *heads)
                 self.wakeups += 1
 
     def _open(self) -> psycopg.Connection[Any] | None:
@@ -92,7 +98,13 @@ class Listener:
                     conn.close()
                 return None
             self._conn = conn
+            self.opened += 1
         return self._conn
+
+    @property
+    def listening(self) -> int:
+        """The number of the connection listening now (`opened`), 0 if none is."""
+        return self.opened if self._conn is not None else 0
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -2,7 +2,9 @@
 
 The tables are created in one transaction under an advisory lock, so two processes opening
 a new schema at once agree; a schema made by another reactor version is refused, never
-migrated silently. Statements name tables bare: every connection sets `search_path`.
+migrated silently, but for the step from 2 to 3 (`postgres_upgrade`), which a writable
+opening takes under the same lock. Statements name tables bare: every connection sets
+`search_path`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import attrs
 
 from reactor.errors import StorageError
 from reactor.store.base import StoredEvent
+from reactor.store.postgres_upgrade import LINEAGE, upgrade
 
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 2  # 2: the hash chain (events.hash, head.hash), keys and audit
+SCHEMA_VERSION = 3  # 2: the hash chain (events.hash, head.hash), keys and audit; 3: lineage
 # Every statement here looks rows up by key or range. Plans: generic (planning the write
 # statement each time cost a third of a lone append: 1.8k -> 2.7k appends/s), and by index,
 # never by scanning a table whole: a plan made while a table was small is kept (prepared
@@ -315,7 +318,9 @@ def _hidden(parts: SplitResult, schema: str) -> str:
     return f"postgresql://{login.partition(':')[0]}{at}{server}{parts.path}?schema={schema}"
 
 
-def prepare(conn: psycopg.Connection[Any], schema: str, create: bool) -> tuple[int, bytes]:
+def prepare(
+    conn: psycopg.Connection[Any], schema: str, create: bool, writable: bool = True
+) -> tuple[int, bytes]:
     """Check the journal in `schema` (creating it first if `create` and it has no tables);
     its chain head (position and hash). `StorageError` for a missing schema, a foreign one
     or another schema version."""
@@ -339,7 +344,7 @@ def prepare(conn: psycopg.Connection[Any], schema: str, create: bool) -> tuple[i
                 )
             _create(conn, schema)
         else:
-            _check(conn, schema, tables)
+            _check(conn, schema, tables, writable)
         ((position, hash_),) = conn.execute(
             f"SELECT position, hash FROM {quoted(schema)}.head"
         ).fetchall()
@@ -350,13 +355,14 @@ def _create(conn: psycopg.Connection[Any], schema: str) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(schema)}")
     conn.execute(f"SET LOCAL search_path TO {quoted(schema)}")
     conn.execute(TABLES)
+    conn.execute(LINEAGE)
     conn.execute(
         "INSERT INTO meta VALUES ('application', 'reactor'), ('schema_version', %s)",
         [str(SCHEMA_VERSION)],
     )
 
 
-def _check(conn: psycopg.Connection[Any], schema: str, tables: set[str]) -> None:
+def _check(conn: psycopg.Connection[Any], schema: str, tables: set[str], writable: bool) -> None:
     if "meta" not in tables:
         raise StorageError(
             f"schema {schema!r} is not a reactor journal (it has tables "
@@ -366,11 +372,13 @@ def _check(conn: psycopg.Connection[Any], schema: str, tables: set[str]) -> None
     if meta.get("application") != "reactor":
         raise StorageError(f"schema {schema!r} is not a reactor journal (its meta: {meta})")
     version = meta.get("schema_version")
+    if version == "2":  # read-only: an older journal reads as it is (no lineage notes)
+        return upgrade(conn, quoted(schema)) if writable else None
     if version != str(SCHEMA_VERSION):
         raise StorageError(
             f"schema {schema!r} holds a reactor journal of schema version {version}, but this "
             f"reactor uses version {SCHEMA_VERSION}: open it with the reactor release that "
-            "made it (reactor never migrates a PostgreSQL journal by itself)"
+            "made it (reactor migrates a PostgreSQL journal by itself only from version 2)"
         )
 
 

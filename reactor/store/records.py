@@ -159,6 +159,37 @@ class CommandRecord:
 
 
 @attrs.frozen(kw_only=True)
+class CommandNote:
+    """A command kept for lineage where its events alone would not show it: one that stored
+    no event (`outcome` "rejected" or "failed" with its `error`, or "accepted" deciding
+    nothing), sent by a saga or subscriber (`by`, its label) or under an id or correlation
+    someone may ask about. `causation_id` is the event that caused it (None for a caller's).
+    """
+
+    command_id: str
+    stream_id: str
+    type: str
+    outcome: str
+    error: str = ""
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    by: str = ""
+    timestamp: float
+
+    def row(self) -> tuple[Any, ...]:
+        """Its stored columns, in field order."""
+        return attrs.astuple(self)
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> CommandNote:
+        """A stored row in field order."""
+        return cls(**dict(zip(_NOTE_FIELDS, row, strict=True)))
+
+
+_NOTE_FIELDS = tuple(f.name for f in attrs.fields(CommandNote))
+
+
+@attrs.frozen(kw_only=True)
 class DeadLetterRecord:
     """An event a handler gave up on, and the positions of the later events of the same
     stream parked behind it for that handler (sequenced dead letters).
@@ -290,3 +321,4 @@ class Dump:
     dead_letters: Iterable[DeadLetterRecord]
     keys: Iterable[tuple[str, bytes]]
     audit: Iterable[AuditRecord]
+    notes: Iterable[CommandNote] = ()

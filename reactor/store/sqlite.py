@@ -28,7 +28,7 @@ from reactor.store.base import (
 )
 from reactor.store.sqlite_batch import Batch
 from reactor.store.sqlite_governance import Governance
-from reactor.store.sqlite_records import Records
+from reactor.store.sqlite_lineage import Lineage
 from reactor.store.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -44,7 +44,7 @@ _PAGE = 1000
 _POLL = 0.02  # seconds between looks at the head while waiting for an append
 
 
-class SQLiteStorage(Records, Governance):
+class SQLiteStorage(Lineage, Governance):
     """A `Storage` in one SQLite file.
 
     `synchronous` is SQLite's durability setting (FULL: an acknowledged append survives

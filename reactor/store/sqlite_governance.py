@@ -19,6 +19,7 @@ from reactor.errors import StorageError
 from reactor.store.base import (
     AuditRecord,
     Checkpoint,
+    CommandNote,
     CommandRecord,
     DeadLetterRecord,
     Dump,
@@ -28,11 +29,15 @@ from reactor.store.base import (
     not_empty,
 )
 from reactor.store.sqlite_batch import INSERT_AUDIT
+from reactor.store.sqlite_lineage import NOTE_COLUMNS
 from reactor.store.sqlite_schema import INSERT_EVENT, SELECT_CHAIN, stored_event, write_checkpoints
 
 BACKUP_PAGES = 100  # pages copied per step of an online backup (progress is shown between)
 _CHUNK = 1000  # events inserted per statement while loading
-_TABLES = ("events", "snapshots", "checkpoints", "commands", "dead_letters", "keys", "audit")
+_TABLES = (
+    "events", "snapshots", "checkpoints", "commands", "dead_letters", "keys", "audit",
+    "command_notes",
+)  # fmt: skip
 
 
 class _Transaction(Protocol):
@@ -234,6 +239,12 @@ def _dump(conn: sqlite3.Connection, head: tuple[int, bytes]) -> Dump:
                 request=r,
             )
 
+    def notes() -> Iterator[CommandNote]:
+        found = "SELECT 1 FROM sqlite_master WHERE name = 'command_notes'"
+        if conn.execute(found).fetchone():  # (none in a journal older than schema 4)
+            sql = f"SELECT {NOTE_COLUMNS} FROM command_notes"
+            yield from map(CommandNote.of_row, conn.execute(sql))
+
     return Dump(
         head=head,
         events=map(chain_row, conn.execute(f"{SELECT_CHAIN} ORDER BY e.position")),
@@ -246,6 +257,7 @@ def _dump(conn: sqlite3.Connection, head: tuple[int, bytes]) -> Dump:
         dead_letters=letters(),
         keys=iter(conn.execute("SELECT subject, wrapped FROM keys")),
         audit=map(AuditRecord.of_row, conn.execute("SELECT * FROM audit ORDER BY seq")),
+        notes=notes(),
     )
 
 
@@ -308,4 +320,8 @@ def _load_records(db: sqlite3.Connection, dump: Dump) -> None:
     db.executemany(
         "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(a.seq, *a.row()) for a in dump.audit],
+    )
+    db.executemany(
+        f"INSERT INTO command_notes ({NOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [n.row() for n in dump.notes],
     )

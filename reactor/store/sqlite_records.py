@@ -109,6 +109,11 @@ class Records:
             fence_holds(db, checkpoint.fence)
             write_checkpoints(db, [checkpoint])
 
+    def delete_checkpoint(self, name: str) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM keyed_state WHERE name = ?", (name,))
+            return db.execute("DELETE FROM checkpoints WHERE name = ?", (name,)).rowcount > 0
+
     def load_keyed(self, name: str) -> dict[str, bytes]:
         return dict(self._query("SELECT key, state FROM keyed_state WHERE name = ?", (name,)))
 

@@ -105,6 +105,17 @@ UPGRADES: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     # 3: the hash chain, data keys and the audit trail
     _chain,
+    # 4: lineage: events by correlation and causation id, notes of commands
+    """
+    CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id);
+    CREATE INDEX IF NOT EXISTS events_by_causation ON events (causation_id);
+    CREATE TABLE IF NOT EXISTS command_notes (
+        command_id TEXT PRIMARY KEY, stream TEXT NOT NULL, type TEXT NOT NULL,
+        outcome TEXT NOT NULL, error TEXT NOT NULL, correlation_id TEXT, causation_id TEXT,
+        by TEXT NOT NULL, timestamp REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS command_notes_by_correlation ON command_notes (correlation_id);
+    """,
 )
 SCHEMA_VERSION = 1 + len(UPGRADES)
 # The columns of a StoredEvent, in its field order.

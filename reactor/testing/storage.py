@@ -13,7 +13,8 @@ yielding a fresh, empty `Storage` (closed after). Durable backends may also over
 
 Needs pytest and hypothesis (the `test` extra). The parts live in `storage_events`
 (appends, reads, commands), `storage_records` (snapshots, checkpoints, dead letters, leases),
-`storage_governance` (the hash chain, the audit trail, data keys, dump and load) and
+`storage_governance` (the hash chain, the audit trail, data keys, dump and load),
+`storage_lineage` (events by id, correlation and cause; notes of commands) and
 `storage_model` (concurrency and the model state machine).
 """
 
@@ -26,13 +27,16 @@ import pytest
 from reactor.store.base import Storage
 from reactor.testing.storage_events import EventsContract
 from reactor.testing.storage_governance import GovernanceContract
+from reactor.testing.storage_lineage import LineageContract
 from reactor.testing.storage_model import ConcurrencyContract, run_model
 from reactor.testing.storage_records import RecordsContract
 
 __all__ = ["StorageContract", "run_model"]
 
 
-class StorageContract(EventsContract, RecordsContract, GovernanceContract, ConcurrencyContract):
+class StorageContract(
+    EventsContract, RecordsContract, GovernanceContract, LineageContract, ConcurrencyContract
+):
     """Every promise of the `Storage` protocol; subclass it and define `storage`."""
 
     @pytest.fixture

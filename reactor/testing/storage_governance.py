@@ -26,6 +26,7 @@ from reactor.store.base import (
 )
 from reactor.store.memory import MemoryStorage
 from reactor.testing.storage_events import ids, letter, rec
+from reactor.testing.storage_lineage import note
 
 
 def entry(principal: str, action: str = "send", at: float = 1.7e9, **more: Any) -> AuditRecord:
@@ -53,6 +54,7 @@ def fill(storage: Storage) -> None:
     storage.order_dead_letter("d1", "redrive")
     storage.save_key("s1", b"wrapped-1")
     storage.append_audit([entry("bob", "forget", outcome="done")])
+    storage.save_note(note("saga:S:k:e1:c1", "flow-1"))
 
 
 def contents(dump: Dump) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def contents(dump: Dump) -> dict[str, Any]:
         "dead_letters": sorted(dump.dead_letters, key=lambda d: d.id),
         "keys": sorted(dump.keys),
         "audit": list(dump.audit),
+        "notes": sorted(dump.notes, key=lambda n: n.command_id),
     }
 
 
