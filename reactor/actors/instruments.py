@@ -1,6 +1,7 @@
 """What the actors report as they work, without knowing who listens: `Instruments` (the
 runtime's `reactor.metrics.Metrics`) and `Spans` (its `reactor.tracing.Tracing`), passed
-down explicitly; `NO_METRICS` and `NO_TRACING` for actors built outside a runtime.
+down explicitly; `NO_METRICS` and `NO_TRACING` for actors built outside a runtime;
+`spanned`, a consumer's handling of each event in a span.
 
 The actors layer sits below metrics and traces, so it names them by what it calls.
 """
@@ -123,7 +124,10 @@ class NoTracing:
 NO_TRACING = NoTracing()
 
 
-def spanned(tracing: Spans, consumer: str, run: Callable[[Envelope], None]) -> Any:
+Run = Callable[[Envelope], None]
+
+
+def spanned(tracing: Spans, consumer: str, run: Run) -> Run:
     """`run(envelope)` inside the span of `consumer` handling that event (current while it
     runs: what it sends is its child); `run` itself when tracing is off (no cost)."""
     if not tracing.enabled:
