@@ -15,6 +15,7 @@ SCENARIOS = {
     "observed": "perf.observed",
     "postgres": "perf.postgres",
     "bus": "perf.bus",
+    "cluster": "perf.cluster",
 }
 
 parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__)

@@ -20,7 +20,7 @@ POLICY = Policy.from_dict(
     {
         "roles": {
             "clerk": {"send": ["Register", "Order"], "publish": ["cust.*"]},
-            "ops": {"operate": ["*"], "forget": ["c*"]},
+            "ops": {"operate": ["*"]},
         }
     }
 )

@@ -17,7 +17,6 @@ from reactor import EncodeError, Runtime, open_store
 from reactor.cli import main
 from reactor.security.crypto import MasterKeyError
 from reactor.security.pii import MASK
-from reactor.security.policy import Policy, Principal, Unauthorized
 from reactor.store import NewRecord, open_storage
 from tests.customers import (
     KEY,
@@ -100,26 +99,6 @@ def test_a_personal_event_is_never_stored_without_a_key() -> None:
         store.append("S", [Registered("c1", "ann@example.com")], 0)
     assert store.last_position() == 0
     store.close()
-
-
-def test_with_a_policy_forgetting_needs_the_forget_right(tmp_path: Path) -> None:
-    """Only a principal whose roles may forget the subject destroys its key; a denial is
-    audited and leaves the data readable."""
-    policy = Policy.from_dict(
-        {"roles": {"dpo": {"forget": ["c*"]}, "clerk": {"send": ["*"], "forget": ["x*"]}}}
-    )
-    clerk, dpo = Principal("ann", roles=["clerk"]), Principal("dora", roles=["dpo"])
-    with Runtime(sqlite_url(tmp_path), registry=registry, master_key=KEY, policy=policy) as rt:
-        rt.register(Customer)
-        rt.send(Register("c1", "ann@example.com"), principal=clerk)
-        for who in (clerk, None):
-            with pytest.raises(Unauthorized, match="forget 'c1'"):
-                rt.forget("c1", principal=who)
-        assert rt.read_stream("Customer-c1")[0].event.email == "ann@example.com"
-        assert rt.forget("c1", principal=dpo)
-        assert rt.read_stream("Customer-c1")[0].event.email == MASK
-        trail = [(a.principal, a.outcome) for a in rt.audit() if a.action == "forget"]
-        assert trail == [("ann", "denied"), ("", "denied"), ("dora", "done")]
 
 
 def test_forget_masks_the_subject_everywhere(tmp_path: Path) -> None:

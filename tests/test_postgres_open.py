@@ -18,7 +18,8 @@ from reactor.errors import StorageError
 from reactor.store import open_storage
 from reactor.store.base import Checkpoint, NewRecord
 from reactor.store.postgres import PostgresStorage
-from reactor.store.postgres_schema import SCHEMA_VERSION, Target
+from reactor.store.postgres_schema import SCHEMA_VERSION
+from reactor.store.postgres_target import Target
 from tests.pg import SERVER, fresh_schema, needs_server, url
 
 

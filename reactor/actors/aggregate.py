@@ -67,6 +67,7 @@ class AggregateActor(PooledActor):
         self.routed = 0  # commands routed here (by the host, under its lock)
         self.completed = 0  # commands answered (by this actor)
         self.last_used = time.monotonic()
+        self.placed = None if host.placement is None else host.placement(stream_id)
 
     def __str__(self) -> str:
         return f"AggregateActor({self.stream_id}, version={self.version})"
@@ -168,7 +169,7 @@ class AggregateActor(PooledActor):
         if self.broken is not None:
             return self._answer(msg, error=self.broken)
         store = self.host.store
-        if msg.given_id and attempt == 0:
+        if msg.given_id and attempt == 0 and not msg.fresh:
             done = store.find_command(msg.command_id)
             if done is not None:
                 return self._answer_handled_before(msg, done)
@@ -193,6 +194,9 @@ class AggregateActor(PooledActor):
         meta = None if msg.principal is None else principal_metadata(msg.principal)
         if msg.correlation_id is not msg.command_id and traced(msg):
             meta = with_cause(msg, meta)
+        placed = self.placed
+        if placed is not None:  # a cluster node: its events say where they were decided
+            meta = placed.metadata if meta is None else {**meta, **placed.metadata}
         if self.span is not None:  # its events carry the trace on to their consumers
             meta = {**(meta or {}), **tracing.carrier(self.span)}
         try:
@@ -215,6 +219,7 @@ class AggregateActor(PooledActor):
             records=records,
             expected_version=self.version,
             command_id=command_id,
+            fence=None if placed is None else placed.fence,
             audit=(command_entry(msg.principal, msg.command, self._where(msg)),)
             if msg.audit
             else (),

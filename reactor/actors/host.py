@@ -9,7 +9,8 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from pykka import ActorRef
 
@@ -19,9 +20,18 @@ from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Span
 from reactor.actors.messages import Handle, Passivate, Reload
 from reactor.actors.pooled import post, start
 from reactor.specs import AggregateType
+from reactor.store.base import Fence
 from reactor.store.event_store import EventStore
 
 log = logging.getLogger(__name__)
+
+
+class Placement(NamedTuple):
+    """Where a cluster node hosts an aggregate: the fence its appends carry (its shard's
+    lease at the epoch the node holds it) and what its events' metadata record of it."""
+
+    fence: Fence
+    metadata: dict[str, Any]
 
 
 class AggregateHost:
@@ -48,6 +58,8 @@ class AggregateHost:
         self.metrics, self.tracing = metrics, tracing  # what its actors report to
         self.max_live, self.idle_timeout = max_live, idle_timeout
         self.supervisor: Any = supervisor
+        # In a cluster: the placement of a stream's new actor (read once, as it starts).
+        self.placement: Callable[[str], Placement] | None = None
         self._lru = max_live is not None or idle_timeout is not None  # keep _live in LRU order
         self._lock = threading.Lock()
         self._all_stopped = threading.Condition(self._lock)
@@ -117,6 +129,18 @@ class AggregateHost:
                 post(actor, Reload())
         return len(holders)
 
+    def passivate(self, which: Callable[[str], bool]) -> list[AggregateActor]:
+        """Passivate the live actors of the streams `which` selects (each finishes what it
+        was routed first); those actors (`actor_stopped` tells when each has). O(live)."""
+        with self._lock:
+            chosen = [s for s in self._live if which(s)]
+            return [self._passivate(stream_id) for stream_id in chosen]
+
+    def live_streams(self) -> list[str]:
+        """The streams with a live actor. O(live)."""
+        with self._lock:
+            return list(self._live)
+
     def stop_all(self) -> None:
         """Passivate every actor (each finishes what it was routed first)."""
         with self._lock:
@@ -139,10 +163,11 @@ class AggregateHost:
         for stream_id in list(itertools.islice(idle, count)):
             self._passivate(stream_id)
 
-    def _passivate(self, stream_id: str) -> None:
+    def _passivate(self, stream_id: str) -> AggregateActor:
         actor = self._live.pop(stream_id)
         self.passivated += 1
         post(actor, Passivate())
+        return actor
 
     def unsnapshottable(self, spec: AggregateType, values: dict[str, Any]) -> None:
         """Say once per class why its state cannot be snapshotted (replay still works)."""

@@ -20,19 +20,27 @@ from reactor.store.event_store import EventStore
 log = logging.getLogger(__name__)
 Gained = Callable[[str, Lease], None]
 Lost = Callable[[str], None]
+Eligible = Callable[[str], bool]
 
 
 class LeaseKeeper:
     """Every `ttl / 3` seconds: renews the leases it holds, tries to take those it wants
     (a standby takes one over once its holder stopped renewing: within `ttl` of a crash,
     at once after a clean stop, which releases it). `gained(name, lease)` and `lost(name)`
-    run on its thread."""
+    run on its thread. With `eligible`, a lease not held is only tried while
+    `eligible(name)` (a cluster spreads its consumers over its nodes so)."""
 
     def __init__(
-        self, store: EventStore, owner: str, ttl: float, gained: Gained, lost: Lost
+        self,
+        store: EventStore,
+        owner: str,
+        ttl: float,
+        gained: Gained,
+        lost: Lost,
+        eligible: Eligible | None = None,
     ) -> None:
         self.store, self.owner, self.ttl = store, owner, ttl
-        self.gained, self.lost = gained, lost
+        self.gained, self.lost, self.eligible = gained, lost, eligible
         self.wanted: set[str] = set()
         self.held: dict[str, Lease] = {}
         self.renewed: dict[str, float] = {}  # when each held lease was last renewed (monotonic)
@@ -77,6 +85,8 @@ class LeaseKeeper:
             self._changed.clear()
 
     def _keep(self, name: str) -> None:
+        if name not in self.held and self.eligible is not None and not self.eligible(name):
+            return
         try:
             lease = self.store.acquire_lease(name, self.owner, self.ttl)
         except ReactorError as e:

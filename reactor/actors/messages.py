@@ -134,6 +134,7 @@ class Handle(NamedTuple):
     principal: Principal | None = None
     audit: bool = False
     cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
+    fresh: bool = False  # known never handled (a cluster's first delivery): no look-up
     sent_at: float = 0.0
     trace: Any = None
 

@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 
 import reactor
-from reactor.cli import audit, catalog, demo, dlq, journal, projection, top, trace
+from reactor.cli import audit, catalog, cluster, demo, dlq, journal, projection, top, trace
 from reactor.cli.common import Parents
 from reactor.errors import ReactorError
 
 GROUPS = (
     audit,
     catalog,
+    cluster,
     demo,
     dlq,
     journal,
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.run(args)
     except ReactorError as e:
-        print(f"reactor: {e}", file=sys.stderr)
+        print(f"reactor: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except BrokenPipeError:  # `reactor journal tail ... | head`
         sys.stderr.close()

@@ -73,6 +73,7 @@ class Consumers:
         self.standby: dict[str, Launch] = {}  # single-active ones, by lease: run or wait
         self.parts: Parts | None = None
         self.keeper: LeaseKeeper | None = None
+        self.eligible: Callable[[str], bool] | None = None  # a cluster's spread of leases
         self.halted = False  # stopping: no consumer starts or stops by a lease any more
         self._lock = threading.RLock()
         self._started = threading.Condition(self._lock)  # a consumer started
@@ -108,7 +109,9 @@ class Consumers:
         if parts.store.shared:
             owner = f"{socket.gethostname()}/{os.getpid()}/{new_id()[-12:]}"
             ttl = parts.settings.lease_ttl
-            self.keeper = LeaseKeeper(parts.store, owner, ttl, self._gained, self._lost)
+            self.keeper = LeaseKeeper(
+                parts.store, owner, ttl, self._gained, self._lost, self.eligible
+            )
         for spec in self.registered.values():
             self._launch(Launch(spec=spec))
 

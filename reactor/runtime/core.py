@@ -10,10 +10,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Self, cast
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from reactor.actors.messages import Handle, NoReply
 from reactor.bus import BusLink, Host, Link, bus_config
+from reactor.cluster import cluster_config
 from reactor.codec import MAX_EVENT_BYTES
 from reactor.domain import Aggregate, Projection, Saga
 from reactor.errors import ReactorError, RegistrationError, RuntimeStopped
@@ -28,6 +29,9 @@ from reactor.runtime.parts import Parts
 from reactor.runtime.settings import Settings
 from reactor.security.policy import Policy
 from reactor.store import EventStore, open_store
+
+if TYPE_CHECKING:
+    from reactor.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ class RuntimeCore:
         policy: Policy | None = None,
         master_key: bytes | None = None,
         audit: bool | None = None,
+        cluster: str | None = None,
+        node: str | None = None,
+        shards: int = 64,
         metrics_port: int | None = None,
         tracer_provider: Any = None,
     ) -> None:
@@ -91,6 +98,8 @@ class RuntimeCore:
         self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
         self._gov = Governance(policy, master_key, audit, lambda: self._parts)
         self._observe = Observability(metrics_port, tracer_provider)
+        self._cluster_config = cluster_config(cluster, node, shards)
+        self._cluster: ClusterNode | None = None
 
     def __repr__(self) -> str:
         return f"Runtime({self.url!r}, {self._state})"
@@ -138,7 +147,7 @@ class RuntimeCore:
                 store, self.settings, self._give_up, observe.metrics, observe.tracing
             )
             observe.watch(parts, self._consumers)
-            self._route = LocalRoute(parts.host)
+            self._route = self._start_route(parts)
             self._state = "running"
             self._consumers.start(parts)
             if self.settings.idle_timeout is not None:
@@ -146,6 +155,29 @@ class RuntimeCore:
             for link in self._links:  # a Runtime: Sending and Reading complete the Host
                 link.start(cast(Host, self))
         return self
+
+    def _start_route(self, parts: Parts) -> CommandRoute:
+        """The local route, or (in a cluster) the node's, once it has joined."""
+        config = self._cluster_config
+        if config is None:
+            return LocalRoute(parts.host)
+        from reactor.cluster.node import ClusterNode  # nats-py: an optional extra
+
+        self._cluster = node = ClusterNode(config)
+        settings = self.settings
+        try:
+            route = node.start(
+                parts.store, parts.host, self._commands, settings.timeout, settings.lease_ttl
+            )
+        except BaseException:
+            node.leave(settings.timeout)
+            node.stop(settings.timeout)
+            parts.stop_actors(self._consumers.stop, settings.timeout)
+            self._observe.stop(settings.timeout)
+            parts.shutdown(settings.timeout)
+            raise
+        self._consumers.eligible = node.eligible
+        return route
 
     def _give_up(self, reason: str) -> None:
         """The root supervisor's restart intensity was exceeded: stop cleanly, say why."""
@@ -167,9 +199,13 @@ class RuntimeCore:
             parts = self._parts
         try:
             self._consumers.halt()
+            if self._cluster is not None:  # no more commands from other nodes
+                self._cluster.leave(timeout)
             parts.stop_actors(self._consumers.stop, timeout)
         finally:
             self._consumers.clear()
+            if self._cluster is not None:  # its aggregates stopped: hand its shards over
+                self._cluster.stop(timeout)
             self._observe.stop(timeout)
             parts.shutdown(timeout)
             self._state = "stopped"

@@ -19,10 +19,8 @@ class Governing(RuntimeCore):
         masked everywhere from now on (in `read_stream`, in aggregates, which live actors
         holding them rebuild, and in projections rebuilt from the journal); the events stay
         and the hash chain holds. Recorded in the audit trail (by `principal`) before it
-        returns. False if the subject had no key. Needs `Runtime(master_key=...)`; with a
-        policy, a `principal` whose roles may `forget` the subject."""
+        returns. False if the subject had no key. Needs `Runtime(master_key=...)`."""
         parts = self._running_parts()
-        self._gov.check(principal, "forget", subject, f"subject {subject}")
 
         def shred() -> bool:
             existed = parts.store.forget(subject)

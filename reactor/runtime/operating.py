@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reactor.cluster.status import ClusterStatus
 from reactor.faults import DeadLetter
 from reactor.runtime import dead_letters
 from reactor.runtime.core import RuntimeCore
@@ -42,6 +43,13 @@ class Operating(RuntimeCore):
         return self._observe.port
 
     # -- dead letters -------------------------------------------------------------------------
+
+    def cluster(self) -> ClusterStatus | None:
+        """The cluster this runtime is a node of, as seen now: its members and their last
+        heartbeat, the owner of each shard, each node's live aggregates (asked over NATS,
+        a second at most); None for a runtime that is not in a cluster."""
+        self._running()
+        return None if self._cluster is None else self._cluster.status()
 
     def dead_letters(self, handler: str | None = None) -> list[DeadLetter]:
         """The events handlers gave up on (of one handler: a projection or saga class name,

@@ -18,7 +18,7 @@ import attrs
 
 from reactor.errors import ReactorError
 
-Action = Literal["send", "publish", "query", "subscribe", "operate", "forget"]
+Action = Literal["send", "publish", "query", "subscribe", "operate"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 # What each action's patterns are matched against (the resource the runtime passes).
 RESOURCES: Mapping[Action, str] = {
@@ -27,7 +27,6 @@ RESOURCES: Mapping[Action, str] = {
     "query": "projection class names",
     "subscribe": "stored event type names",
     "operate": "dead-letter handler names (a projection or saga class name, a subscriber name)",
-    "forget": "subject ids (the values of the fields personal data is sealed for)",
 }
 
 

@@ -14,18 +14,13 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-import reactor.security.snapshots as snapshots
 from reactor.codec import Codec, dumps, loads
-from reactor.errors import DecodeError, StorageError, UnknownEventType
+from reactor.errors import DecodeError, UnknownEventType
 from reactor.events import Envelope, NewEvent, new_id
 from reactor.registry import Registry
-from reactor.security.chain import verify_storage
 from reactor.store.base import (
     Append,
     AppendOutcome,
-    AuditRecord,
     Checkpoint,
     CommandNote,
     CommandRecord,
@@ -39,14 +34,15 @@ from reactor.store.base import (
     dead_letter_by_id,
     stored_at,
 )
+from reactor.store.event_store_governance import Governed
 
 if TYPE_CHECKING:
-    from reactor.security.crypto import KeyRing
+    pass
 
 _PLAIN: Mapping[str, str] = types.MappingProxyType({})  # an event with nothing sealed
 
 
-class EventStore:
+class EventStore(Governed):
     """Typed access to a journal. Thread-safe when its `Storage` is (every backend is)."""
 
     def __init__(self, storage: Storage, codec: Codec | None = None) -> None:
@@ -60,10 +56,6 @@ class EventStore:
     @property
     def registry(self) -> Registry:
         return self.codec.registry
-
-    @property
-    def url(self) -> str:
-        return self.storage.url
 
     @property
     def shared(self) -> bool:
@@ -279,6 +271,16 @@ class EventStore:
     def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
         return self.storage.acquire_lease(name, owner, ttl)
 
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
+        """`acquire_lease` of each name (in one statement where the backend can): the
+        leases granted, by name."""
+        many = getattr(self.storage, "acquire_leases", None)
+        if many is not None:
+            granted: dict[str, Lease] = many(names, owner, ttl)
+            return granted
+        found = {n: self.storage.acquire_lease(n, owner, ttl) for n in names}
+        return {n: lease for n, lease in found.items() if lease is not None}
+
     def release_lease(self, name: str, owner: str) -> bool:
         return self.storage.release_lease(name, owner)
 
@@ -310,67 +312,6 @@ class EventStore:
 
     def decode_state(self, data: bytes, hints: Mapping[str, Any]) -> dict[str, Any]:
         return self.codec.decode_state(data, hints)
-
-    # -- governance: personal data, the audit trail, the hash chain ---------------------------
-
-    def unlock(self, master_key: bytes) -> KeyRing:
-        """Seal and open personal data with data keys kept in this journal, wrapped by
-        `master_key`; `MasterKeyError` if it is not the key they were wrapped with."""
-        from reactor.security.crypto import KeyRing
-
-        ring = self.codec.ring = KeyRing(master_key, self)
-        return ring
-
-    def forget(self, subject: str) -> bool:
-        """Destroy the subject's data key: its personal values read as masked from now on
-        (the events stay); False if it had none. `StorageError` without a key ring."""
-        if self.codec.ring is None:
-            raise StorageError(f"{self.url}: forget() needs the master key (unlock() first)")
-        return self.codec.ring.forget(subject)
-
-    def subjects(self, event: object) -> tuple[str, ...]:
-        """The subjects whose personal values `event` holds (none for most events)."""
-        fields = self.codec.plan(type(event)).personal
-        return snapshots.subjects(fields, event) if fields else ()
-
-    def seal_snapshot(self, snapshot: Snapshot, owners: Collection[str]) -> Snapshot:
-        """`snapshot` with its state sealed under each of `owners` (as it is for none)."""
-        if not owners or self.codec.ring is None:
-            return snapshot
-        state = snapshots.seal_state(self.codec.ring, snapshot.state, owners, snapshot.stream_id)
-        return attrs.evolve(snapshot, state=state)
-
-    def open_snapshot(self, snapshot: Snapshot) -> tuple[bytes, tuple[str, ...]] | None:
-        """A snapshot's state and owners (see `seal_snapshot`); None if it cannot be opened
-        any more (an owner was forgotten): rebuild from the events instead."""
-        try:
-            return snapshots.open_state(self.codec.ring, snapshot.state, snapshot.stream_id)
-        except LookupError:
-            return None
-
-    def save_key(self, subject: str, wrapped: bytes) -> bytes:
-        return self.storage.save_key(subject, wrapped)
-
-    def load_key(self, subject: str) -> bytes | None:
-        return self.storage.load_key(subject)
-
-    def load_keys(self, subjects: Collection[str]) -> dict[str, bytes]:
-        return self.storage.load_keys(subjects)
-
-    def delete_key(self, subject: str) -> bool:
-        return self.storage.delete_key(subject)
-
-    def append_audit(self, entries: Sequence[AuditRecord]) -> None:
-        self.storage.append_audit(entries)
-
-    def audit(
-        self, since: float | None = None, principal: str | None = None, limit: int | None = None
-    ) -> list[AuditRecord]:
-        return self.storage.audit(since, principal, limit)
-
-    def verify(self) -> int:
-        """Walk the hash chain: the number of events checked, or `TamperedError`."""
-        return verify_storage(self.storage)
 
     def close(self) -> None:
         self.storage.close()

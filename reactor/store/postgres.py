@@ -46,15 +46,16 @@ from reactor.store.postgres_chain import HeadCache
 from reactor.store.postgres_lineage import Lineage
 from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
-    ACQUIRE_LEASE,
+    ACQUIRE_LEASES,
+    LEASES_FROM,
     RELEASE_LEASE,
     SAVE_LETTER,
     SAVE_SNAPSHOT,
     SELECT_EVENT,
-    Target,
     prepare,
     stored_event,
 )
+from reactor.store.postgres_target import Target
 
 if TYPE_CHECKING:
     import psycopg
@@ -99,8 +100,6 @@ class PostgresStorage(Lineage):
         with self._errors("open the journal"), psycopg.connect(t.conninfo, **t.connect) as conn:
             self._head = HeadCache(prepare(conn, t.schema, create, not readonly))
         self._listener = Listener(lambda: psycopg.connect(t.conninfo, **t.connect), t.schema)
-        self._head_read_on = 0  # the listening connection the head was last read under
-        self._table_head = 0  # the highest head read from the table
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             t.conninfo,
             kwargs=t.connect,
@@ -349,44 +348,25 @@ class PostgresStorage(Lineage):
     # -- leases, waiting and claims ----------------------------------------------------------
 
     def acquire_lease(self, name: str, owner: str, ttl: float) -> Lease | None:
-        rows = self._fetch(ACQUIRE_LEASE, [name, owner, ttl], "take a lease")
-        return Lease(name=name, owner=owner, epoch=rows[0][0], expires=rows[0][1]) if rows else None
+        return self.acquire_leases([name], owner, ttl).get(name)
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
+        rows = self._fetch(ACQUIRE_LEASES, [owner, ttl, sorted(set(names))], "take leases")
+        return {n: Lease(name=n, owner=owner, epoch=e, expires=x) for n, e, x in rows}
 
     def release_lease(self, name: str, owner: str) -> bool:
         return self._change(RELEASE_LEASE, [name, owner], "release a lease") > 0
 
     def leases(self, prefix: str = "") -> list[Lease]:
-        rows = self._fetch(
-            "SELECT name, owner, epoch, expires FROM leases WHERE starts_with(name, %s) "
-            "ORDER BY name",
-            [prefix],
-        )
+        rows = self._fetch(LEASES_FROM, [prefix])
         return [Lease(name=n, owner=o, epoch=e, expires=x) for n, o, e, x in rows]
 
     def wait_for_append(self, after: int, timeout: float) -> int:
-        """Block until the head is beyond `after` or `timeout` passes; the head then.
-
-        A NOTIFY from an appending transaction (of any process) wakes the wait and carries
-        the head it committed. The head is read from the table when a new connection starts
-        listening (what was committed before sent it nothing) and after each `POLL` seconds
-        without a notification (a writer that sent none), not after each notification.
-        """
+        """Block until the head is beyond `after` or `timeout` passes; the head then: woken
+        by a NOTIFY from an appending transaction of any process, polling every `POLL`
+        seconds too (see `Listener.wait_beyond`)."""
         self._check_open()
-        listener, deadline, look = self._listener, time.monotonic() + timeout, False
-        while True:
-            seen = listener.wakeups
-            listener.start()
-            if look or not listener.listening or listener.listening != self._head_read_on:
-                read_on, head = listener.listening, self.last_position()
-                self._head_read_on, self._table_head = read_on, max(self._table_head, head)
-            last = max(self._table_head, listener.head)
-            left = deadline - time.monotonic()
-            if last > after or left <= 0:
-                return last
-            listener.wait(seen, min(left, POLL))
-            look = listener.wakeups == seen
-            if self._closed:
-                return last
+        return self._listener.wait_beyond(after, timeout, self.last_position, POLL)
 
     def claim(self, owner: str) -> None:
         """Nothing to hold: a PostgreSQL journal serves any number of runtimes at once."""

@@ -1,15 +1,16 @@
 """One `append_batch` on PostgreSQL: ONE statement stores it, in one of two ways.
 
-At once (`postgres_chain.at_once`): a batch of plain appends (no fence, each stream once)
+At once (`postgres_chain.at_once`): a batch of plain appends (fenced or not, each stream once)
 is sent as the statement alone, its own transaction: one round trip (two if its chain,
 computed in Python on the head this process last left, finds the head moved: see
 `postgres_chain`). It checks the expected versions it reads; a write that another process
 raced is refused by the unique keys (a seq or event id already stored), and the batch is
 then decided the careful way, where nothing is guessed.
 
-Decided (`Batch`): BEGIN, lock the head, read it (position and hash), the versions, stored
-event ids, recorded command ids and fenced leases (one round trip); decide each append in
-Python (`decide_append`, shared with the other backends); then the statement and COMMIT.
+Decided (`Batch`): BEGIN, share-lock the fenced leases, lock the head, read it (position and
+hash), the versions, stored event ids and recorded command ids (one round trip); decide each
+append in Python (`decide_append`, shared with the other backends); then the statement and
+COMMIT.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from reactor.store.postgres_schema import (
     LOCK_HEAD,
     STORED,
     VERSIONS,
-    Target,
     stored_event,
 )
+from reactor.store.postgres_target import Target
 from reactor.store.postgres_writes import Writes
 
 if TYPE_CHECKING:
@@ -118,16 +119,17 @@ class Batch:
     def read(
         self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline, appends: Sequence[Append]
     ) -> None:
-        """Lock the head, then read what the decisions need (one round trip; one more if
-        some command ids were recorded before)."""
+        """Share-lock the fences' leases, lock the head (in that order, as the statement
+        stored at once takes them), then read what the decisions need (one round trip; one
+        more if some command ids were recorded before)."""
+        names = sorted({f.lease for a in appends for f in fences_of(a)})
+        leases = conn.execute(LEASES, [names]) if names else None
         head = conn.execute(LOCK_HEAD)
         versions = conn.execute(VERSIONS, [list({a.stream_id for a in appends})])
         ids = [r.event_id for a in appends for r in a.records]
         stored = conn.execute(STORED, [ids], binary=True) if ids else None
         command_ids = [a.command_id for a in appends if a.command_id is not None]
         commands = conn.execute(COMMANDS, [command_ids]) if command_ids else None
-        names = sorted({f.lease for a in appends for f in fences_of(a)})
-        leases = conn.execute(LEASES, [names]) if names else None
         pipeline.sync()
         ((self.head, prev),) = head.fetchall()
         self.base = self.head

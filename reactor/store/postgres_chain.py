@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reactor.security.chain import event_hash
-from reactor.store.base import Append, AppendOutcome, CommandRecord, StoredEvent
+from reactor.store.base import Append, AppendOutcome, CommandRecord, StoredEvent, fences_of
 from reactor.store.postgres_writes import Writes
 
 if TYPE_CHECKING:
@@ -76,8 +76,9 @@ class Plan(NamedTuple):
 def at_once(appends: Sequence[Append], cache: HeadCache) -> Plan | None:
     """The writes of a batch that can be stored without reading first (chained in Python on
     the cache's guess if every append with events has a version check, else in SQL); None
-    if the batch needs deciding: it has a fence, a stream twice, a version check or a
-    command id with no records, or an id twice."""
+    if the batch needs deciding: it has a stream twice, a version check or a command id
+    with no records, an id twice, or two epochs of one lease in its fences (the statement
+    checks the others: `postgres_schema.FENCES_HOLD`)."""
     guess = cache.guess()
     if any(a.records and a.expected_version is None for a in appends):
         guess = None  # its seqs are not known here: chained in SQL
@@ -85,8 +86,10 @@ def at_once(appends: Sequence[Append], cache: HeadCache) -> Plan | None:
     ids: set[str] = set()
     commands: set[str] = set()
     for a in appends:
-        if a.fence is not None or (a.checkpoint is not None and a.checkpoint.fence is not None):
-            return None
+        if a.fence is not None or a.checkpoint is not None:  # (most appends: no call)
+            for fence in fences_of(a):
+                if writes.fences.setdefault(fence.lease, fence.epoch) != fence.epoch:
+                    return None
         if not a.records and (a.expected_version is not None or a.command_id is not None):
             return None
         if a.records and a.stream_id in writes.expected:

@@ -32,9 +32,9 @@ from reactor.store.postgres_schema import (
     SAVE_LETTER,
     SAVE_SNAPSHOT,
     SELECT_EVENT,
-    Target,
     stored_event,
 )
+from reactor.store.postgres_target import Target
 from reactor.store.postgres_upgrade import NOTE_COLUMNS, SAVE_NOTE
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ class Listener:
         self.wakeups = 0  # notifications received so far
         self.head = 0  # the highest head a notification carried
         self.opened = 0  # connections opened and listening so far
+        self._read_on = 0  # the listening connection the head was last read from the table on
+        self._table_head = 0  # the highest head read from the table
         self.closed = False
 
     def start(self) -> None:
@@ -44,6 +47,29 @@ class Listener:
                 self._open()
             finally:
                 self._reading.release()
+
+    def wait_beyond(
+        self, after: int, timeout: float, read_head: Callable[[], int], poll: float
+    ) -> int:
+        """Block until the head is beyond `after` or `timeout` passes; the head then. The
+        head is read from the table (`read_head`) when a new connection starts listening
+        (what was committed before sent it nothing) and after each `poll` seconds without a
+        notification (a writer that sent none); a notification's own head needs no read."""
+        deadline, look = time.monotonic() + timeout, False
+        while True:
+            seen = self.wakeups
+            self.start()
+            if look or not self.listening or self.listening != self._read_on:
+                read_on, head = self.listening, read_head()
+                self._read_on, self._table_head = read_on, max(self._table_head, head)
+            last = max(self._table_head, self.head)
+            left = deadline - time.monotonic()
+            if last > after or left <= 0:
+                return last
+            self.wait(seen, min(left, poll))
+            if self.closed:
+                return last
+            look = self.wakeups == seen
 
     def wait(self, seen: int, timeout: float) -> None:
         """Return when a notification came since `wakeups` was `seen`, when the reader's turn

@@ -1,4 +1,4 @@
-"""Where a PostgreSQL journal is (its URL) and its tables, created once, checked at each open.
+"""A PostgreSQL journal's tables, created once, checked at each open (its URL: `postgres_target`).
 
 The tables are created in one transaction under an advisory lock, so two processes opening
 a new schema at once agree; a schema made by another reactor version is refused, never
@@ -10,11 +10,7 @@ opening takes under the same lock. Statements name tables bare: every connection
 from __future__ import annotations
 
 import functools
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
-
-import attrs
 
 from reactor.errors import StorageError
 from reactor.store.base import StoredEvent
@@ -24,15 +20,6 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMA_VERSION = 3  # 2: the hash chain (events.hash, head.hash), keys and audit; 3: lineage
-# Every statement here looks rows up by key or range. Plans: generic (planning the write
-# statement each time cost a third of a lone append: 1.8k -> 2.7k appends/s), and by index,
-# never by scanning a table whole: a plan made while a table was small is kept (prepared
-# statements) until the next ANALYZE, and would scan it whole once it is big (decided
-# batches of 256 went from 5 to 85 ms as a new journal grew, whatever plan_cache_mode).
-# No JIT: it would compile such plans for their cost with seq scans off (200 ms an append).
-PLANS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off"
-OPTIONS = ("schema", "pool_size", "connect_timeout", "application_name", "sslmode")
-SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 # Keys and names sort and compare byte-wise (COLLATE "C"), as the other backends do,
 # whatever the database's collation.
 TABLES = """
@@ -105,14 +92,18 @@ SAVE_LETTER = (  # every field but `request`, the operator's
     "parked = excluded.parked"
 )
 # Leases expire by the server's clock, so that nodes with skewed clocks agree.
-ACQUIRE_LEASE = (
+ACQUIRE_LEASES = (  # each of the (distinct) names: granted if free, expired or the owner's
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) "
     "INSERT INTO leases AS l (name, owner, epoch, expires) "
-    "SELECT %s, %s, 1, t + %s FROM now ON CONFLICT (name) DO UPDATE "
+    "SELECT w.name, %s, 1, t + %s FROM unnest(%b::text[]) AS w(name), now "
+    "ON CONFLICT (name) DO UPDATE "
     "SET owner = excluded.owner, expires = excluded.expires, epoch = CASE "
     "WHEN l.owner = excluded.owner AND l.expires > (SELECT t FROM now) THEN l.epoch "
     "ELSE l.epoch + 1 END WHERE l.owner = excluded.owner OR l.expires <= (SELECT t FROM now) "
-    "RETURNING epoch, expires"
+    "RETURNING name, epoch, expires"
+)
+LEASES_FROM = (
+    "SELECT name, owner, epoch, expires FROM leases WHERE starts_with(name, %s) ORDER BY name"
 )
 RELEASE_LEASE = (
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) "
@@ -130,7 +121,10 @@ COMMANDS = (
     "WHERE command_id = ANY(%b::text[])"
 )
 # FOR SHARE: a takeover of a lease a batch depends on waits until the batch is committed.
-LEASES = "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) FOR SHARE"
+LEASES = (  # in name order, as every statement locks leases
+    "SELECT name, owner, epoch, expires FROM leases WHERE name = ANY(%b::text[]) "
+    "ORDER BY name FOR SHARE"
+)
 EVENTS_OF = f"{SELECT_EVENT} WHERE stream = %s AND seq > %s AND seq <= %s ORDER BY seq"
 # Arrays go in binary (%b): 4-5x faster to encode than text for strings (perf/postgres.py).
 # The statement that stores a batch (see `postgres_writes.Writes`): `s`, the versions of the
@@ -159,6 +153,13 @@ WRITE_EVENTS = """WITH s AS (
     FROM r JOIN s USING (stream) CROSS JOIN h
 )"""
 NO_CHANGE = "NOT EXISTS (SELECT FROM s WHERE s.expected <> s.actual)"
+# The batch's fences hold: each lease named is at its epoch, share-locked (in name order,
+# before the head's lock, as the decided way takes them) so no take-over commits meanwhile.
+FENCES_HOLD = """NOT EXISTS (
+        SELECT FROM unnest(%(f_name)b::text[], %(f_epoch)b::bigint[]) AS f(name, epoch)
+        LEFT JOIN (SELECT name, epoch FROM leases WHERE name = ANY(%(f_name)b::text[])
+            ORDER BY name FOR SHARE) AS l USING (name)
+        WHERE l.epoch IS DISTINCT FROM f.epoch)"""
 # `reactor.security.chain.event_hash` in SQL (the same bytes hashed: chain version 1, the
 # previous hash, seq, position, version, timestamp, the byte length of each variable column,
 # -1 for a NULL, then those columns), for the row `r` chained onto `ch.h`, its stream at
@@ -175,25 +176,25 @@ LINK = """sha256('\\x01'::bytea || ch.h || int8send(s.actual + r.k)
     || convert_to(r.type, 'UTF8') || coalesce(convert_to(r.correlation_id, 'UTF8'), '')
     || coalesce(convert_to(r.causation_id, 'UTF8'), '') || r.data || coalesce(r.metadata, ''))"""
 # The head, its hashes given: only if it is still at `base` (a batch chained in Python).
-HEAD_AT_BASE = f"""h AS (
+HEAD_AT_BASE = """h AS (
     UPDATE head SET position = position + %(n)s, hash = coalesce(%(hash)b::bytea, hash),
         hashes = NULL
-    WHERE position = coalesce(%(base)s::bigint, position) AND {NO_CHANGE}
+    WHERE position = coalesce(%(base)s::bigint, position) AND {check}
     RETURNING position - %(n)s AS base, hash, hashes
 )"""
 # The head, the rows chained in SQL on its hash (`postgres_chain.LINK`): under the head's
 # lock, wherever it is (the head row's values are the latest committed ones here).
-HEAD_CHAINED = f"""h AS (
+HEAD_CHAINED = """h AS (
     UPDATE head SET (position, hash, hashes) = (
         SELECT head.position + %(n)s, coalesce(c.a[%(n)s], head.hash), c.a FROM (
             WITH RECURSIVE ch(i, h) AS (
                 SELECT 0::bigint, head.hash
                 UNION ALL
-                SELECT r.i, {{link}} FROM ch JOIN r ON r.i = ch.i + 1 JOIN s USING (stream)
+                SELECT r.i, {link} FROM ch JOIN r ON r.i = ch.i + 1 JOIN s USING (stream)
             ) SELECT array_agg(ch.h ORDER BY ch.i) FILTER (WHERE ch.i > 0) AS a FROM ch
         ) c
     )
-    WHERE {NO_CHANGE}
+    WHERE {check}
     RETURNING position - %(n)s AS base, hash, hashes
 )"""
 WRITE_PARTS = {
@@ -240,82 +241,15 @@ SELECT (SELECT base FROM h), (SELECT array_agg(actual ORDER BY ord) FROM s),
 @functools.cache
 def write_statement(parts: frozenset[str]) -> str:
     """The write statement with these of `WRITE_PARTS` (and, for "chained", its rows
-    chained in SQL: `HEAD_CHAINED`)."""
-    head = HEAD_CHAINED.format(link=LINK) if "chained" in parts else HEAD_AT_BASE
-    events = WRITE_EVENTS.format(head=head)
-    return ", ".join([events, *(WRITE_PARTS[p] for p in sorted(parts - {"chained"}))]) + (
-        WRITE_RESULT
-    )
+    chained in SQL: `HEAD_CHAINED`; for "fenced", only while its fences hold)."""
+    check = f"{NO_CHANGE} AND {FENCES_HOLD}" if "fenced" in parts else NO_CHANGE
+    head = HEAD_CHAINED if "chained" in parts else HEAD_AT_BASE
+    events = WRITE_EVENTS.format(head=head.format(link=LINK, check=check))
+    rest = sorted(parts - {"chained", "fenced"})
+    return ", ".join([events, *(WRITE_PARTS[p] for p in rest)]) + WRITE_RESULT
 
 
 stored_event = functools.partial(tuple.__new__, StoredEvent)  # a row as is, no _make checks
-
-
-READ_ONLY = " -c default_transaction_read_only=on"  # a read-only opening (the CLI's looks)
-
-
-@attrs.frozen(kw_only=True)
-class Target:
-    """A journal's place, from its URL: `postgresql://user@host:port/db?schema=NAME`, with
-    options `pool_size` (connections, default 4), `connect_timeout` (seconds, default 5) and
-    libpq's `application_name` and `sslmode`."""
-
-    url: str  # as given, minus any password
-    schema: str
-    conninfo: str  # the server, for libpq
-    connect: dict[str, Any]  # keyword arguments of every connection
-    where: str  # "host H, port P, database D", for messages
-    pool_size: int
-    timeout: float
-
-    @classmethod
-    def parse(cls, url: str, *, readonly: bool = False) -> Target:
-        """The target a URL names; `StorageError` for an unknown option or a bad value."""
-        scheme, _, rest = url.partition("://")
-        parts = urlsplit(f"postgresql://{rest}")
-        if scheme not in ("postgresql", "postgres") or not rest:
-            raise StorageError(f"not a PostgreSQL URL: {url!r} (postgresql://user@host:port/db)")
-        options = dict(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise StorageError(
-                f"postgresql://{parts.hostname or ''}{parts.path}: unknown option(s) "
-                f"{', '.join(unknown)}: the options are {', '.join(OPTIONS)}"
-            )
-        schema = check_name(options.pop("schema", "reactor"))
-        try:
-            pool_size = int(options.pop("pool_size", "4"))
-            timeout = float(options.pop("connect_timeout", "5"))
-            port = parts.port or 5432
-        except ValueError as e:
-            raise StorageError(f"bad PostgreSQL URL {_hidden(parts, schema)!r}: {e}") from None
-        if pool_size < 1 or not timeout > 0:
-            raise StorageError(
-                f"{_hidden(parts, schema)}: pool_size must be at least 1 and connect_timeout "
-                f"more than 0 seconds, got {pool_size} and {timeout:g}"
-            )
-        host = parts.hostname or "localhost"
-        return cls(
-            url=_hidden(parts, schema),
-            schema=schema,
-            conninfo=f"postgresql://{parts.netloc}{parts.path}",
-            connect={
-                "autocommit": True,
-                "options": f"-c search_path={schema} {PLANS}{READ_ONLY if readonly else ''}",
-                "connect_timeout": max(2, round(timeout)),  # libpq's minimum
-                "application_name": "reactor",
-                **options,
-            },
-            where=f"host {host}, port {port}, database {parts.path.lstrip('/') or '(default)'}",
-            pool_size=pool_size,
-            timeout=timeout,
-        )
-
-
-def _hidden(parts: SplitResult, schema: str) -> str:
-    """The URL to show: no password."""
-    login, at, server = parts.netloc.rpartition("@")
-    return f"postgresql://{login.partition(':')[0]}{at}{server}{parts.path}?schema={schema}"
 
 
 def prepare(
@@ -385,13 +319,3 @@ def _check(conn: psycopg.Connection[Any], schema: str, tables: set[str], writabl
 def quoted(schema: str) -> str:
     """The schema as an SQL identifier (`check_name` allows lowercase letters, digits, _)."""
     return f'"{schema}"'
-
-
-def check_name(schema: str) -> str:
-    """`schema` if it is a valid schema name, else `StorageError` saying what is allowed."""
-    if not SCHEMA_NAME.fullmatch(schema):
-        raise StorageError(
-            f"schema must be 1 to 63 lowercase letters, digits or _ (not starting with a "
-            f"digit, nor with pg_), got {schema!r}"
-        )
-    return schema

@@ -35,6 +35,7 @@ class Writes:
         self.checkpoints: dict[str, Checkpoint] = {}  # by name: the last one wins
         self.keyed: dict[tuple[str, str], bytes | None] = {}  # the last state wins
         self.audit: list[AuditRecord] = []
+        self.fences: dict[str, int] = {}  # lease name -> the epoch it must be at
 
     def add(
         self,
@@ -92,6 +93,9 @@ class Writes:
             params.update(parts[name])
         if self.base is None:
             used.add("chained")
+        if self.fences:
+            used.add("fenced")
+            params.update(f_name=list(self.fences), f_epoch=list(self.fences.values()))
         return write_statement(frozenset(used)), params
 
 
