@@ -5,7 +5,6 @@ positions, mailboxes, aggregates, stored dead letters) and the `/metrics` endpoi
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,6 @@ from reactor.tracing import NO_TRACING, NoTracing, Tracing, configure
 
 if TYPE_CHECKING:
     from reactor.prometheus import MetricsServer
-
-log = logging.getLogger(__name__)
 
 
 class Observability:
