@@ -12,6 +12,7 @@ SCENARIOS = {
     "shop": "perf.shop",
     "backpressure": "perf.backpressure",
     "metrics": "perf.metrics",
+    "observed": "perf.observed",
     "postgres": "perf.postgres",
     "bus": "perf.bus",
     "cluster": "perf.cluster",

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import attrs
 
 from reactor.events import Envelope
-from reactor.metrics import Metrics, outcome_of
+from reactor.metrics import Metrics
 from reactor.tracing import NO_TRACING, NoTracing, Tracing, configure
 
 COMMAND_NS = 220_000  # one durable command on the runtime (perf/runtime.py, latency)
@@ -43,7 +43,7 @@ def metrics_per_command(m: Metrics) -> None:
     """What the runtime adds to one command: two clock reads, the outcome, the command and
     (a commit of one, the worst case of group commit) the commit."""
     start = time.perf_counter()
-    m.record_command("Deposit", outcome_of(None), time.perf_counter() - start)
+    m.record_answer("Deposit", None, time.perf_counter() - start)
     m.record_commit(1, 1, 0.0002)
 
 
@@ -76,7 +76,7 @@ def metrics_costs(n: int) -> Metrics:
     m = Metrics()
     line("time.perf_counter()", ns(lambda: time.perf_counter(), n), base, "empty call")
     for label, fn in (
-        ("Metrics.record_command", lambda: m.record_command("Deposit", "ok", 2e-4)),
+        ("Metrics.record_answer", lambda: m.record_answer("Deposit", None, 2e-4)),
         ("Metrics.record_commit", lambda: m.record_commit(1, 1, 2e-4)),
         ("metrics per command (all of the above)", lambda: metrics_per_command(m)),
     ):

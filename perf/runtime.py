@@ -1,7 +1,8 @@
 """Runtime benchmarks, each next to its baseline measured in the same run:
 durable command throughput (SQLite, synchronous=FULL) against the eventsourcing library and
 raw sqlite3, fan-out to 4 projections against raw pykka, command latency, rehydration,
-and scale (passivation; memory per live aggregate actor).
+scale (passivation; memory per live aggregate actor), and what metrics and tracing cost
+(perf/observed.py).
 
     python -m perf runtime [--quick]
 """
@@ -454,6 +455,9 @@ def main(quick: bool = False) -> None:
         latency(Path(tmp), 500 if quick else 3000)
         rehydrate(Path(tmp), 2000 if quick else 10_000)
     scale(10_000 if quick else 100_000, 100_000 if quick else 1_000_000)
+    from perf import observed  # (it imports this module's domain)
+
+    observed.main(quick)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ handling an event; the trace context travels in event metadata (`traceparent`), 
 an event causes (a saga's command) is a child of the command that stored it.
 
 With no tracer provider configured (or without the `otel` extra) `configure()` gives
-`NO_TRACING`, whose methods do nothing and import nothing.
+`NO_TRACING` (of `reactor.actors.instruments`), whose methods do nothing and import nothing.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from reactor.actors.instruments import NO_TRACING, NoTracing
 from reactor.events import Envelope
 from reactor.metrics import outcome_of
 
@@ -22,49 +22,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
 
 _NULL = nullcontext()
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-class NoTracing:
-    """Tracing switched off: the methods of `Tracing`, each returning at once (a shared
-    null context manager, None, an empty mapping), so the runtime calls them unconditionally
-    (or checks `enabled` once to skip a group of calls)."""
-
-    enabled = False
-
-    def capture(self) -> Context | None:
-        return None
-
-    def start_command(
-        self,
-        *,
-        aggregate: str,
-        command: str,
-        stream_id: str,
-        command_id: str,
-        parent: Context | None,
-    ) -> Span | None:
-        return None
-
-    def activate(self, span: Span | None) -> AbstractContextManager[Any]:
-        return _NULL
-
-    def carrier(self, span: Span | None = None) -> Mapping[str, str]:
-        return _EMPTY
-
-    def end_command(self, span: Span | None, error: BaseException | None = None) -> None:
-        return None
-
-    def commit(
-        self, *, appends: int, events: int, parents: Sequence[Span | None] = ()
-    ) -> AbstractContextManager[Any]:
-        return _NULL
-
-    def consume(self, consumer: str, envelope: Envelope) -> AbstractContextManager[Any]:
-        return _NULL
-
-
-NO_TRACING = NoTracing()
+__all__ = ["NO_TRACING", "NoTracing", "Tracing", "configure"]
 
 
 class Tracing:
@@ -83,6 +41,7 @@ class Tracing:
         self._inject, self._extract = propagate.inject, propagate.extract
         self._error = trace.Status(trace.StatusCode.ERROR)
         self._consumer_kind = trace.SpanKind.CONSUMER
+        self._span_in = trace.get_current_span  # (of a context)
 
     def capture(self) -> Context:
         """The caller's current context (its active span, if any): where a command is sent
@@ -99,7 +58,13 @@ class Tracing:
         parent: Context | None,
     ) -> Span:
         """Start the span of handling one command, a child of `parent` (what `capture()`
-        returned where it was sent); end it with `end_command`."""
+        returned where it was sent); end it with `end_command`. A trace sampled out stays
+        out (as OpenTelemetry's default, parent-based, sampler decides), at no cost: the
+        parent's span is given back, and its context travels on."""
+        if parent is not None:
+            span = self._span_in(parent)
+            if _sampled_out(span):
+                return span
         return self._tracer.start_span(
             f"command {command}",
             context=parent,
@@ -116,7 +81,10 @@ class Tracing:
         children, and `capture()` inside returns it)."""
         if span is None:
             return _NULL
-        return self._use_span(span, end_on_exit=False)
+        # A raise (Rejected too) is left to `end_command`, which knows what it means.
+        return self._use_span(
+            span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        )
 
     def carrier(self, span: Span | None = None) -> Mapping[str, str]:
         """The context of `span` (default: the caller's current one) as text: W3C
@@ -146,8 +114,8 @@ class Tracing:
     ) -> AbstractContextManager[Any]:
         """The span of one journal commit, current for the `with` block: a child of the first
         command span in `parents` (the commands of the group), linked to the others. None
-        of them (checkpoints only): no span."""
-        spans = [s for s in parents if s is not None]
+        of them recorded (checkpoints only, or traces sampled out): no span."""
+        spans = [s for s in parents if s is not None and s.is_recording()]
         if not spans:
             return _NULL
         return self._tracer.start_as_current_span(
@@ -160,10 +128,14 @@ class Tracing:
     def consume(self, consumer: str, envelope: Envelope) -> AbstractContextManager[Span]:
         """The span of `consumer` handling one event, current for the `with` block: a child
         of the span whose context the event's metadata carries (its command's). A raise
-        inside is recorded on it and marks it as an error."""
+        inside is recorded on it and marks it as an error. Of a trace sampled out: no span,
+        its context current (what the consumer sends stays out too)."""
+        cause = self._extract(envelope.metadata)
+        if _sampled_out(caused_by := self._span_in(cause)):
+            return self._use_span(caused_by, end_on_exit=False)
         return self._tracer.start_as_current_span(
             f"consume {envelope.type}",
-            context=self._extract(envelope.metadata),
+            context=cause,
             kind=self._consumer_kind,
             attributes={
                 "reactor.consumer": consumer,
@@ -173,6 +145,12 @@ class Tracing:
                 "reactor.event_id": envelope.event_id,
             },
         )
+
+
+def _sampled_out(span: Span) -> bool:
+    """Whether `span` belongs to a trace the sampler left out (not merely no span)."""
+    context = span.get_span_context()
+    return context.is_valid and not context.trace_flags.sampled
 
 
 def configure(provider: TracerProvider | None = None) -> Tracing | NoTracing:

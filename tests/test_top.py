@@ -5,21 +5,27 @@ not answer is one line and exit status 2."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from reactor import Envelope, Rejected, RetryPolicy, Runtime
 from reactor.cli import main
 from reactor.cli.top import metrics_url
 from reactor.metrics import Metrics
 from reactor.prometheus import MetricsServer, serve
 from reactor.store import Checkpoint, NewRecord, open_storage
 from reactor.store.base import DeadLetterRecord
+from tests.bank import Account, Deposit, Deposited, DurableBalances
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -176,3 +182,89 @@ def test_the_command_line_imports_neither_rich_nor_prometheus_client() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_one_frame_of_a_live_runtime_and_of_its_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], wide: None
+) -> None:
+    """A real runtime's endpoint: its commands by outcome, its consumer with lag 0, its
+    mailboxes and its dead letter; then, stopped, what its journal shows."""
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+
+    def broken(event: object, env: Envelope) -> None:
+        raise ValueError("bug")
+
+    with Runtime(url, metrics_port=0).register(Account, DurableBalances) as rt:
+        rt.subscribe(broken, types=[Deposited], name="mailer", retry=RetryPolicy(max_attempts=1))
+        for n in (1, 2, 0):
+            with contextlib.suppress(Rejected):
+                rt.send(Deposit("a1", n))
+        assert rt.query(DurableBalances, after=2).balance("a1") == 3
+        assert wait_for(lambda: rt.metrics()["reactor_dead_letters_total"] == {"mailer": 1})
+        status, out, _ = top(
+            capsys, "--metrics", f"127.0.0.1:{rt.metrics_port}", "--once", "--interval", "0.05"
+        )
+    assert status == 0, out
+    lines = out.splitlines()
+    assert "head 2" in lines[1] and "aggregates live 1" in lines[1]
+    deposit = next(line for line in lines if line.strip().startswith("Deposit")).split()
+    assert deposit[2:6] == ["2", "1", "0", "0"]  # ok, rejected, failed, timed out
+    balances = next(line for line in lines if line.strip().startswith("DurableBalances"))
+    assert balances.split()[1:3] == ["2", "0"]  # position, lag
+    assert any(line.split()[:2] == ["journal", "0"] for line in lines)  # its mailbox
+    assert any(line.split() == ["dead", "letters", "mailer", "1", "+0"] for line in lines)
+    status, out, _ = top(capsys, "--store", url, "--once", "--interval", "0.01")
+    assert status == 0
+    lines = out.splitlines()
+    assert "events 2" in lines[1] and "dead letters 1" in lines[1]
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
+    assert rows["projection:DurableBalances"][:2] == ["2", "0"]
+    assert rows["mailer"] == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("http://[::1", "--metrics 'http://[::1' is not a URL"),
+        ("ftp://127.0.0.1:1/x", "is not an http URL: give http://HOST:PORT"),
+        ("http://no-such-host.invalid:1", "cannot read metrics from http://no-such-host.invalid"),
+    ],
+)
+def test_a_wrong_metrics_url_is_one_line(
+    given: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a URL, not http, a host that does not resolve: exit 2, what to check."""
+    status, out, err = top(capsys, "--metrics", given, "--once", "--interval", "0.01")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert says in err
+
+
+def test_an_endpoint_that_is_not_prometheus_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Something else answers on that port: exit 2, it says what it expected."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _NotMetrics)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,))
+    thread.start()
+    try:
+        status, _, err = top(
+            capsys, "--metrics", f"127.0.0.1:{server.server_port}", "--once", "--interval", "0.01"
+        )
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    assert status == 2 and err.count("\n") == 1
+    assert "does not answer in the Prometheus text format" in err
+
+
+class _NotMetrics(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body>hello</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

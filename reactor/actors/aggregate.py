@@ -61,6 +61,7 @@ class AggregateActor(PooledActor):
         self.snapshot_version = 0
         self.broken: ReactorError | None = None  # rehydration failed: every command gets it
         self.pending: tuple[Handle, int] | None = None  # a command waiting for its append
+        self.span: Any = None  # the traced command being handled (tracing on)
         self.stash: collections.deque[Any] = collections.deque()
         self.subjects: set[str] | None = None  # whose personal data its state may hold
         self.routed = 0  # commands routed here (by the host, under its lock)
@@ -104,9 +105,9 @@ class AggregateActor(PooledActor):
         """No command is dropped silently: any still queued is answered with an error."""
         for message in [*messages, *self.stash]:
             if isinstance(message, Handle):
-                message.reply.fail(
-                    RuntimeStopped(f"{self} stopped before handling {message.command!r}")
-                )
+                error = RuntimeStopped(f"{self} stopped before handling {message.command!r}")
+                self._count(message, error)
+                message.reply.fail(error)
 
     def _rehydrate(self) -> None:
         store = self.host.store
@@ -173,8 +174,21 @@ class AggregateActor(PooledActor):
             if done is not None:
                 return self._answer_handled_before(msg, done)
         handler = self.spec.handlers[type(msg.command)]
+        tracing = self.host.tracing
+        if tracing.enabled and attempt == 0:
+            self.span = tracing.start_command(
+                aggregate=self.spec.name,
+                command=type(msg.command).__name__,
+                stream_id=self.stream_id,
+                command_id=msg.command_id,
+                parent=msg.trace,
+            )
         try:
-            events = decided_events(handler(self.state, msg.command))
+            if self.span is None:
+                events = decided_events(handler(self.state, msg.command))
+            else:
+                with tracing.activate(self.span):  # the handler's own spans nest under it
+                    events = decided_events(handler(self.state, msg.command))
         except Exception as e:  # Rejected, or a bug in the handler
             return self._answer(msg, error=e)
         meta = None if msg.principal is None else principal_metadata(msg.principal)
@@ -183,6 +197,8 @@ class AggregateActor(PooledActor):
         placed = self.placed
         if placed is not None:  # a cluster node: its events say where they were decided
             meta = placed.metadata if meta is None else {**meta, **placed.metadata}
+        if self.span is not None:  # its events carry the trace on to their consumers
+            meta = {**(meta or {}), **tracing.carrier(self.span)}
         try:
             records = [
                 store.new_record(e, msg.correlation_id, msg.command_id, meta) for e in events
@@ -211,7 +227,9 @@ class AggregateActor(PooledActor):
         self.pending = (msg, attempt)
         tell(
             self.host.journal,
-            AppendRequest(append=append, events=tuple(events), sender=self.actor_ref),
+            AppendRequest(
+                append=append, events=tuple(events), sender=self.actor_ref, span=self.span
+            ),
         )
 
     def _cannot_store(self, handler: Any, command: Any, error: ReactorError) -> EncodeError:
@@ -300,11 +318,22 @@ class AggregateActor(PooledActor):
             if note is not None:
                 tell(self.host.journal, SaveNote(note))
         self.completed += 1
+        self._count(msg, error)  # (before answering: the caller then sees it counted)
+        if self.span is not None:
+            self.host.tracing.end_command(self.span, error)
+            self.span = None
         if error is None:
             msg.reply.set(result)
         else:
             msg.reply.fail(error)
         self.host.trim()
+
+    def _count(self, msg: Handle, error: BaseException | None) -> None:
+        """Count the answer by command type and outcome, timed from when it was sent (one
+        the caller gave up on was counted as timed out then)."""
+        if not msg.reply.abandoned:
+            seconds = time.perf_counter() - msg.sent_at
+            self.host.metrics.record_answer(type(msg.command).__name__, error, seconds)
 
     def _where(self, msg: Handle) -> str:
         return f"stream {self.stream_id}, command {msg.command_id}"
@@ -329,3 +358,4 @@ class AggregateActor(PooledActor):
             stream_id=self.stream_id, seq=self.version, type=self.spec.name, version=1, state=data
         )
         self.host.journal.tell(SaveSnapshot(store.seal_snapshot(snapshot, self.subjects or ())))
+        self.host.metrics.record_snapshot(self.spec.name)

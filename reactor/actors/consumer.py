@@ -19,6 +19,7 @@ import attrs
 from pykka import ActorDeadError, ActorRef
 
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans, spanned
 from reactor.actors.messages import (
     CheckOrders,
     Committed,
@@ -84,6 +85,8 @@ class ConsumerActor(PooledActor):
         start_at: int = 0,
         checkpoints: bool = False,
         fence: Fence | None = None,
+        metrics: Instruments = NO_METRICS,
+        tracing: Spans = NO_TRACING,  # each event handled in a span
     ) -> None:
         super().__init__(dispatcher)
         self.spec, self.store, self.instance = spec, store, instance
@@ -101,13 +104,14 @@ class ConsumerActor(PooledActor):
             spec.label,
             spec.retry or retry,
             Effects(
-                run=self._run,
+                run=spanned(tracing, spec.label, self._run),
                 schedule_retry=self._schedule_retry,
                 read=store.at,
                 save_letter=self._save_letter,
                 clear_order=self._clear_order,
                 drop_letter=lambda letter: tell(journal, DropDeadLetter(letter.id)),
             ),
+            metrics,
         )
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from pykka import ActorRef
 
 from reactor.actors.aggregate import AggregateActor
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans
 from reactor.actors.messages import Handle, Passivate, Reload
 from reactor.actors.pooled import post, start
 from reactor.specs import AggregateType
@@ -50,8 +51,11 @@ class AggregateHost:
         max_live: int | None = None,
         idle_timeout: float | None = None,
         supervisor: Any = None,
+        metrics: Instruments = NO_METRICS,
+        tracing: Spans = NO_TRACING,
     ) -> None:
         self.dispatcher, self.store, self.journal = dispatcher, store, journal
+        self.metrics, self.tracing = metrics, tracing  # what its actors report to
         self.max_live, self.idle_timeout = max_live, idle_timeout
         self.supervisor: Any = supervisor
         # In a cluster: the placement of a stream's new actor (read once, as it starts).
@@ -84,6 +88,13 @@ class AggregateHost:
             if self.idle_timeout is not None:
                 actor.last_used = time.monotonic()
             post(actor, msg)
+
+    def depths(self) -> list[tuple[str, int]]:
+        """`(stream id, messages waiting)` of each live actor with mail. O(live actors),
+        for a metrics scrape: the lock is held only to copy the list."""
+        with self._lock:
+            live = list(self._live.items())
+        return [(stream_id, n) for stream_id, actor in live if (n := actor.waiting)]
 
     def trim(self) -> None:
         """Passivate idle actors while more than `max_live` are alive (called as they finish)."""

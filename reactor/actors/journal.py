@@ -10,11 +10,13 @@ back from the store), so the router still sees every position, in order, once.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pykka import ActorRef
 
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans
 from reactor.actors.messages import (
     Appended,
     AppendRequest,
@@ -46,10 +48,19 @@ class JournalActor(PooledActor):
 
     runs_here = True
 
-    def __init__(self, dispatcher: Dispatcher, store: EventStore, router: ActorRef[Any]) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        store: EventStore,
+        router: ActorRef[Any],
+        *,
+        metrics: Instruments = NO_METRICS,
+        tracing: Spans = NO_TRACING,
+    ) -> None:
         super().__init__(dispatcher)
         self.store = store
         self.router = router
+        self.metrics, self.tracing = metrics, tracing
         self.published = store.last_position()  # positions up to here went to the router
         self.commits = 0
         self._group: list[Grouped] = []  # being committed
@@ -113,12 +124,17 @@ class JournalActor(PooledActor):
     def _commit(self, group: list[Grouped]) -> None:
         self._group = group
         appends = [_append_of(r) for r in group]
+        began = time.perf_counter()
         try:
-            outcomes = self.store.commit(appends)
+            if self.tracing.enabled:
+                outcomes = self._traced_commit(group, appends)
+            else:
+                outcomes = self.store.commit(appends)
         except ReactorError as e:
             log.error("%s: a commit of %d appends failed: %s", self, len(group), e)
             self.on_failed(e)  # every writer of the group hears of it
             return
+        took = time.perf_counter() - began
         self.commits += 1
         answers: list[tuple[AppendRequest, AppendOutcome, tuple[Envelope, ...]]] = []
         fresh: list[Envelope] = []
@@ -136,6 +152,7 @@ class JournalActor(PooledActor):
                 outcome, envelopes = AppendOutcome(error=e), ()
             fresh.extend(e for e in envelopes if e.position > self.published)
             answers.append((request, outcome, envelopes))
+        self.metrics.record_commit(len(group), len(fresh), took)
         if fresh:  # routed first: a sender that runs these turns itself starts the readers
             if fresh[0].position > self.published + 1:  # others stored some meanwhile
                 self._publish((*self._stored_up_to(fresh[0].position - 1), *fresh))
@@ -151,6 +168,13 @@ class JournalActor(PooledActor):
                 else:
                     request.reply.set(Appended(outcome, envelopes))
         self._group = []
+
+    def _traced_commit(self, group: list[Grouped], appends: list[Append]) -> list[AppendOutcome]:
+        """The commit in a span, child of the first traced command of the group."""
+        parents = [r.span for r in group if isinstance(r, AppendRequest)]
+        events = sum(len(a.records) for a in appends)
+        with self.tracing.commit(appends=len(appends), events=events, parents=parents):
+            return self.store.commit(appends)
 
     @staticmethod
     def _saved(request: SaveCheckpoint, outcome: AppendOutcome) -> None:

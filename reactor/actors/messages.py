@@ -47,10 +47,11 @@ class Reply:
     Condition per command: measurably slower on the command path).
     """
 
-    __slots__ = ("_error", "_future", "_lock", "_loop", "_value")
+    __slots__ = ("_error", "_future", "_lock", "_loop", "_value", "abandoned")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
+        self.abandoned = False  # the caller gave up waiting (and counted it as timed out)
         self._value: Any = None
         self._error: BaseException | None = None
         if loop is None:
@@ -95,6 +96,7 @@ class NoReply:
     """The reply slot of a command a saga sent: nobody waits; a failure is logged."""
 
     __slots__ = ("command",)
+    abandoned = False
 
     def __init__(self, command: Any) -> None:
         self.command = command
@@ -120,7 +122,9 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
 
 class Handle(NamedTuple):
     """To an aggregate: handle `command`; answer `reply` with a CommandResult. The events
-    keep `principal` in their metadata; with `audit`, its end goes to the audit trail."""
+    keep `principal` in their metadata; with `audit`, its end goes to the audit trail.
+    `sent_at` (`time.perf_counter()`) times its answer; `trace` is the tracing context it
+    was sent from (None: not traced)."""
 
     command: Any
     command_id: str
@@ -131,6 +135,8 @@ class Handle(NamedTuple):
     audit: bool = False
     cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
     fresh: bool = False  # known never handled (a cluster's first delivery): no look-up
+    sent_at: float = 0.0
+    trace: Any = None
 
 
 @attrs.frozen
@@ -145,12 +151,14 @@ class Reload:
 
 
 class AppendRequest(NamedTuple):
-    """To the journal: append, then tell `sender` `Appended` (or answer `reply`)."""
+    """To the journal: append, then tell `sender` `Appended` (or answer `reply`); `span`:
+    the traced command it is for (its commit's parent)."""
 
     append: Append
     events: tuple[Any, ...]
     sender: ActorRef[Any] | None = None
     reply: Reply | None = None
+    span: Any = None
 
 
 class Appended(NamedTuple):

@@ -175,6 +175,11 @@ class PooledActor(pykka.Actor):
         """Start an actor without registering it in pykka's ActorRegistry."""
         return start(cls(dispatcher, *args, **kwargs), registered=False)
 
+    @property
+    def waiting(self) -> int:
+        """How many messages wait in the mailbox (read from any thread)."""
+        return len(self._mailbox)
+
     def queued(self) -> list[Any]:
         """The messages waiting in the mailbox, oldest first."""
         return [envelope.message for envelope in self._mailbox._queue]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from reactor.actors.instruments import NO_METRICS, Instruments
 from reactor.errors import ReactorError
 from reactor.events import Envelope, new_id
 from reactor.faults import RetryPolicy, retried
@@ -46,11 +47,17 @@ class Effects:
 
 
 class Sequencer:
-    """The retrying and parked streams of one handler (`label`), by stream id. Not
-    thread-safe: its consumer actor owns it."""
+    """The retrying and parked streams of one handler (`label`), by stream id; each retry
+    and new dead letter counted in `metrics`. Not thread-safe: its consumer actor owns it."""
 
-    def __init__(self, label: str, policy: RetryPolicy, effects: Effects) -> None:
-        self.label, self.policy, self.effects = label, policy, effects
+    def __init__(
+        self,
+        label: str,
+        policy: RetryPolicy,
+        effects: Effects,
+        metrics: Instruments = NO_METRICS,
+    ) -> None:
+        self.label, self.policy, self.effects, self.metrics = label, policy, effects, metrics
         self.retrying: dict[str, _Retrying] = {}
         self.letters: dict[str, DeadLetterRecord] = {}  # parked streams, by stream id
 
@@ -88,6 +95,7 @@ class Sequencer:
             retrying.queued.append(env)
         elif self._attempt(env, 1) == "retry":
             self.retrying[stream] = _Retrying(env, 1)
+            self.metrics.record_retry(self.label)
             self.effects.schedule_retry(stream, self.policy.delay(1))
 
     def retry(self, stream: str) -> bool:
@@ -97,6 +105,7 @@ class Sequencer:
             return False
         retrying.attempts += 1
         if self._attempt(retrying.envelope, retrying.attempts) == "retry":
+            self.metrics.record_retry(self.label)
             self.effects.schedule_retry(stream, self.policy.delay(retrying.attempts))
             return False
         del self.retrying[stream]
@@ -185,6 +194,7 @@ class Sequencer:
         attempts: int,
         parked: tuple[int, ...],
     ) -> None:
+        self.metrics.record_dead_letter(self.label)
         self._save(
             DeadLetterRecord(
                 id=new_id(),

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, Instruments
 from reactor.actors.pooled import ChildFailed, PooledActor, tell
 from reactor.actors.scheduler import Scheduler
 from reactor.faults import RetryPolicy
@@ -65,8 +66,10 @@ class SupervisorActor(PooledActor):
         backoff: RetryPolicy | None = None,
         give_up: Callable[[str], None] | None = None,
         retire_after: int | None = None,
+        metrics: Instruments = NO_METRICS,
     ) -> None:
         super().__init__(dispatcher)
+        self.metrics = metrics
         self.name, self.timers, self.strategy = name, timers, strategy
         self.max_restarts, self.within = max_restarts, within
         self.backoff = backoff or RetryPolicy(first_delay=0.01, max_delay=2.0)
@@ -118,6 +121,7 @@ class SupervisorActor(PooledActor):
             "%s restarts %s in %.3fs after %r", self, [str(t) for t in targets], delay, error
         )
         self.timers.tell(delay, self.actor_ref, RestartDue(tuple(targets)))
+        self.metrics.record_restart(self.name)
 
     def _repeats(self, child: Any, error: BaseException, now: float) -> int:
         """How many times in a row `child` has now failed with this very error."""

@@ -14,6 +14,7 @@ import attrs
 from pykka import ActorRef
 
 from reactor.actors.dispatch import Dispatcher
+from reactor.actors.instruments import NO_METRICS, NO_TRACING, Instruments, Spans
 from reactor.actors.journal import JournalActor
 from reactor.actors.pooled import start
 from reactor.actors.router import RouterActor
@@ -47,18 +48,28 @@ def build_tree(
     give_up: Callable[[str], None],
     *,
     backlog: int = 10_000,
+    metrics: Instruments = NO_METRICS,
+    tracing: Spans = NO_TRACING,
 ) -> Tree:
-    """Start the supervisors, the router (on `pool`) and the journal (on `io`)."""
+    """Start the supervisors, the router (on `pool`) and the journal (on `io`), reporting
+    to `metrics` and `tracing`."""
 
     def supervisor(name: str, strategy: Strategy, **kw: Any) -> SupervisorActor:
-        sup = SupervisorActor(pool, name, timers, strategy=strategy, **kw)
+        sup = SupervisorActor(pool, name, timers, strategy=strategy, metrics=metrics, **kw)
         start(sup, supervisor=root)
         return sup
 
-    root = SupervisorActor(pool, "root", timers, strategy=Strategy.REST_FOR_ONE, give_up=give_up)
+    root = SupervisorActor(
+        pool,
+        "root",
+        timers,
+        strategy=Strategy.REST_FOR_ONE,
+        give_up=give_up,
+        metrics=metrics,
+    )
     start(root)
     router = RouterActor(pool, store.last_position(), backlog)
-    journal = JournalActor(io, store, router.actor_ref)
+    journal = JournalActor(io, store, router.actor_ref, metrics=metrics, tracing=tracing)
     start(journal, supervisor=root)
     start(router, supervisor=root)
     projections = supervisor("projections", Strategy.ONE_FOR_ONE, retire_after=RETIRE_AFTER)

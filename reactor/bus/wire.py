@@ -5,7 +5,8 @@ Headers: `Nats-Msg-Id` (the event id: JetStream drops a republish), `Reactor-Typ
 `Reactor-Version`, `Reactor-Service` (the source service), `Reactor-Stream` and
 `Reactor-Seq` (its stream and place there), `Reactor-Position`, `Reactor-Correlation-Id`
 and `Reactor-Causation-Id` (percent-encoded where a value holds `%` or a control
-character).
+character); `traceparent` and `tracestate` (W3C trace context) when its metadata holds
+them, so that the importer's consumers continue the exporter's trace.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import quote, unquote
 
 import attrs
 
+from reactor.codec import loads
 from reactor.errors import ReactorError
 from reactor.store.base import StoredEvent
 
@@ -30,6 +32,7 @@ SEQ = "Reactor-Seq"
 POSITION = "Reactor-Position"
 CORRELATION = "Reactor-Correlation-Id"
 CAUSATION = "Reactor-Causation-Id"
+TRACE_CONTEXT = ("traceparent", "tracestate")  # W3C names, in metadata as in headers
 _SAFE = string.punctuation.replace("%", "")  # kept as is in a header value
 _PLAIN = re.compile(r"[!-$&-~]*")  # printable ASCII but space and %: needs no quoting
 UNDELIVERABLE = "reactor.bus.Undeliverable"  # the type of a message the inbox cannot take
@@ -68,6 +71,9 @@ def headers(service: str, stored: StoredEvent) -> dict[str, str]:
         out[CORRELATION] = _quoted(stored.correlation_id)
     if stored.causation_id is not None:
         out[CAUSATION] = _quoted(stored.causation_id)
+    if stored.metadata is not None and b"traceparent" in stored.metadata:  # (traced only)
+        meta = loads(stored.metadata)
+        out.update({k: meta[k] for k in TRACE_CONTEXT if isinstance(meta.get(k), str)})
     return out
 
 
@@ -93,6 +99,7 @@ class Incoming:
     correlation_id: str | None
     causation_id: str | None
     data: bytes
+    trace: dict[str, str] = attrs.field(factory=dict)  # traceparent, tracestate
 
     @classmethod
     def of(cls, found: Mapping[str, str] | None, data: bytes) -> Incoming:
@@ -112,11 +119,14 @@ class Incoming:
             correlation_id=_text(found, CORRELATION),
             causation_id=_text(found, CAUSATION),
             data=data,
+            trace={k: found[k] for k in TRACE_CONTEXT if k in found},
         )
 
     def metadata(self) -> dict[str, Any]:
-        """What the local journal keeps of where the event came from."""
-        return {"source": self.service, "source_stream": self.stream_id, "source_seq": self.seq}
+        """What the local journal keeps of where the event came from (and the trace it
+        belongs to, if the exporter traced it)."""
+        source = {"source": self.service, "source_stream": self.stream_id, "source_seq": self.seq}
+        return {**source, **self.trace}
 
 
 def _number(found: Mapping[str, str], name: str, least: int) -> int:

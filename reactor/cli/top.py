@@ -6,6 +6,7 @@ shows. Rates come from two samples an interval apart; `--once` prints one frame.
 from __future__ import annotations
 
 import argparse
+import http.client
 import time
 import urllib.error
 import urllib.parse
@@ -58,6 +59,8 @@ class Sample:
 
 
 def _top(args: argparse.Namespace) -> None:
+    if not args.interval > 0:
+        raise ReactorError(f"--interval must be a number of seconds > 0, got {args.interval}")
     import_extra("rich", "cli", "reactor top")
     from rich.console import Console
     from rich.live import Live
@@ -101,8 +104,14 @@ def _nothing() -> None:
 
 
 def metrics_url(url: str) -> str:
-    """The endpoint's URL: `/metrics` unless the URL names a path."""
-    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    """The endpoint's URL: `/metrics` unless the URL names a path; `ReactorError` for one
+    that is not an http(s) URL."""
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    except ValueError as e:
+        raise ReactorError(f"--metrics {url!r} is not a URL ({e}): give http://HOST:PORT") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ReactorError(f"--metrics {url!r} is not an http URL: give http://HOST:PORT")
     return parts._replace(path=parts.path if parts.path not in ("", "/") else "/metrics").geturl()
 
 
@@ -117,14 +126,20 @@ def scrape(url: str, timeout: float = 5.0) -> dict[str, Value]:
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            text = response.read().decode()
-    except (OSError, ValueError) as e:
+            text = response.read().decode(errors="replace")
+    except (OSError, ValueError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         raise ReactorError(
             f"cannot read metrics from {url}: {reason}; check that the runtime runs with "
             "metrics_port=PORT and that the host and port are right"
         ) from e
-    return parse_exposition(text)
+    try:
+        return parse_exposition(text)
+    except ValueError as e:
+        raise ReactorError(
+            f"{url} does not answer in the Prometheus text format ({e}); is it the /metrics "
+            "endpoint of a runtime started with metrics_port=PORT?"
+        ) from e
 
 
 def metrics_frame(url: str, before: Sample, after: Sample) -> Frame:

@@ -299,6 +299,7 @@ class ClusterNode:
             principal=request.principal,
             audit=request.audit,
             fresh=request.fresh,
+            sent_at=time.perf_counter(),  # (its latency metric: from its arrival here)
         )
         self._host.route(spec, stream_id, handle)
         try:

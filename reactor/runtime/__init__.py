@@ -35,7 +35,11 @@ class Runtime(Sending, Reading, Operating, Governing, Inspecting):
     under keys it wraps), `audit` (write every command's end to the audit trail; default:
     with a policy), `cluster` (a NATS URL: this runtime is a node of the cluster sharing
     its PostgreSQL journal, each aggregate live on the node owning its shard), `node` (its
-    name, default `<host>-<pid>`), `shards` (default 64, fixed per journal). A wrong value
-    is a `ValueError` naming the option.
+    name, default `<host>-<pid>`), `shards` (default 64, fixed per journal),
+    `metrics_port` (serve `rt.metrics()` in the Prometheus format at
+    `http://127.0.0.1:PORT/metrics`; 0: any free port, read back as `rt.metrics_port`;
+    the `metrics` extra), `tracer_provider` (an OpenTelemetry `TracerProvider` for spans;
+    default: the one the application set globally, if any). A wrong value is a
+    `ValueError` naming the option.
     Use it as a context manager, or call `start()` and `stop()`.
     """

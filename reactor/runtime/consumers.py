@@ -177,6 +177,8 @@ class Consumers:
             start_at=launch.start_at,
             checkpoints=launch.checkpoints,
             fence=fence,
+            metrics=parts.metrics,
+            tracing=parts.tracing,
         )
         supervisor = tree.subscribers if spec.kind is ConsumerKind.SUBSCRIBER else tree.projections
         ref = start(actor, supervisor=supervisor)

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -23,6 +24,7 @@ from reactor.registry import Registry, default_registry
 from reactor.runtime.commands import CommandRoute, Commands, LocalRoute
 from reactor.runtime.consumers import Consumers
 from reactor.runtime.governance import Governance
+from reactor.runtime.observing import Observability
 from reactor.runtime.parts import Parts
 from reactor.runtime.settings import Settings
 from reactor.security.policy import Policy
@@ -62,6 +64,8 @@ class RuntimeCore:
         cluster: str | None = None,
         node: str | None = None,
         shards: int = 64,
+        metrics_port: int | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         if not isinstance(url, str):
             raise ValueError(f"Runtime(url) must be a store URL string, got {url!r}")
@@ -79,6 +83,7 @@ class RuntimeCore:
             backlog=backlog,
             lease_ttl=lease_ttl,
             max_event_bytes=max_event_bytes,
+            metrics_port=metrics_port,
         )
         self.timeout = timeout
         self._lock = threading.RLock()
@@ -92,6 +97,7 @@ class RuntimeCore:
         self._bus = None if on_bus is None else BusLink(on_bus, self.registry)
         self._links: list[Link] = [] if self._bus is None else [self._bus]  # started last
         self._gov = Governance(policy, master_key, audit, lambda: self._parts)
+        self._observe = Observability(metrics_port, tracer_provider)
         self._cluster_config = cluster_config(cluster, node, shards)
         self._cluster: ClusterNode | None = None
 
@@ -119,18 +125,28 @@ class RuntimeCore:
                 return self
             if self._state != "new":
                 raise RuntimeStopped(f"{self!r} was stopped; make a new Runtime")
-            store = open_store(
-                self.url,
-                registry=self.registry,
-                max_event_bytes=self.settings.max_event_bytes,
-            )
+            self._observe.start()  # a metrics port in use: nothing else has started
+            try:
+                store = open_store(
+                    self.url,
+                    registry=self.registry,
+                    max_event_bytes=self.settings.max_event_bytes,
+                )
+            except BaseException:
+                self._observe.stop(self.settings.timeout)
+                raise
             try:
                 store.claim(f"a reactor runtime on {socket.gethostname()} (pid {os.getpid()})")
                 self._gov.unlock(store, self._commands, self._consumers.registered.values())
             except BaseException:
                 store.close()
+                self._observe.stop(self.settings.timeout)
                 raise
-            self._parts = parts = Parts.start(store, self.settings, self._give_up)
+            observe = self._observe
+            self._parts = parts = Parts.start(
+                store, self.settings, self._give_up, observe.metrics, observe.tracing
+            )
+            observe.watch(parts, self._consumers)
             self._route = self._start_route(parts)
             self._state = "running"
             self._consumers.start(parts)
@@ -157,6 +173,7 @@ class RuntimeCore:
             node.leave(settings.timeout)
             node.stop(settings.timeout)
             parts.stop_actors(self._consumers.stop, settings.timeout)
+            self._observe.stop(settings.timeout)
             parts.shutdown(settings.timeout)
             raise
         self._consumers.eligible = node.eligible
@@ -189,6 +206,7 @@ class RuntimeCore:
             self._consumers.clear()
             if self._cluster is not None:  # its aggregates stopped: hand its shards over
                 self._cluster.stop(timeout)
+            self._observe.stop(timeout)
             parts.shutdown(timeout)
             self._state = "stopped"
 
@@ -246,6 +264,7 @@ class RuntimeCore:
         except ReactorError as e:
             log.error("a saga sent %r, which cannot be routed: %s", command, e)
             return
+        tracing = self._observe.tracing
         handle = Handle(
             command=command,
             command_id=command_id,
@@ -253,6 +272,8 @@ class RuntimeCore:
             reply=NoReply(command),
             given_id=True,
             cause=cause,
+            sent_at=time.perf_counter(),
+            trace=tracing.capture() if tracing.enabled else None,  # the event's consumer
         )
         if self._route is not None:
             self._route.deliver(spec, stream_id, handle)

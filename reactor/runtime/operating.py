@@ -3,6 +3,8 @@ and orders to redrive or discard them)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from reactor.cluster.status import ClusterStatus
 from reactor.faults import DeadLetter
 from reactor.runtime import dead_letters
@@ -26,6 +28,19 @@ class Operating(RuntimeCore):
             return Health(state=self._state, failure=self.failure)
         bus = None if self._bus is None else self._bus.health()
         return report(self._state, self.failure, parts, self._consumers, bus)
+
+    def metrics(self) -> dict[str, Any]:
+        """Every metric now, as a plain dict: Prometheus name -> a number, a
+        `reactor.metrics.Histogram`, or a dict by label value (a tuple for several labels),
+        e.g. `rt.metrics()["reactor_commands_total"][("Deposit", "ok")]`. Always on; read
+        without waiting behind any mailbox. O(command types + live aggregates)."""
+        return self._observe.metrics.snapshot()
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port `/metrics` is served on (the free one chosen for `metrics_port=0`), or
+        None without `metrics_port`."""
+        return self._observe.port
 
     # -- dead letters -------------------------------------------------------------------------
 

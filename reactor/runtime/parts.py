@@ -13,6 +13,7 @@ from pykka import ActorRef
 
 from reactor.actors.dispatch import Dispatcher
 from reactor.actors.host import AggregateHost
+from reactor.actors.instruments import Instruments, Spans
 from reactor.actors.messages import Reply, Sync
 from reactor.actors.scheduler import Scheduler
 from reactor.actors.tailer import Tailer
@@ -37,15 +38,33 @@ class Parts:
     tree: Tree
     host: AggregateHost
     tailer: Tailer | None  # for a journal other processes append to
+    metrics: Instruments  # what the actors report to
+    tracing: Spans
 
     @classmethod
-    def start(cls, store: EventStore, settings: Settings, give_up: Callable[[str], None]) -> Parts:
+    def start(
+        cls,
+        store: EventStore,
+        settings: Settings,
+        give_up: Callable[[str], None],
+        metrics: Instruments,
+        tracing: Spans,
+    ) -> Parts:
         """Start the dispatchers, the timer thread, the tree and the host on `store`."""
         pool = Dispatcher(settings.workers, settings.throughput, "reactor")
         io = Dispatcher(1, settings.throughput, "reactor-journal")
         blocking = Dispatcher(settings.subscriber_workers, 1, "reactor-subscribers", may_block=True)
         timers = Scheduler()
-        tree = build_tree(pool, io, store, timers, give_up, backlog=settings.backlog)
+        tree = build_tree(
+            pool,
+            io,
+            store,
+            timers,
+            give_up,
+            backlog=settings.backlog,
+            metrics=metrics,
+            tracing=tracing,
+        )
         host = AggregateHost(
             pool,
             store,
@@ -53,6 +72,8 @@ class Parts:
             max_live=settings.max_live,
             idle_timeout=settings.idle_timeout,
             supervisor=tree.aggregates,
+            metrics=metrics,
+            tracing=tracing,
         )
         tailer = Tailer(store, tree.journal) if store.shared else None
         return cls(
@@ -65,6 +86,8 @@ class Parts:
             tree=tree,
             host=host,
             tailer=tailer,
+            metrics=metrics,
+            tracing=tracing,
         )
 
     def stop_actors(

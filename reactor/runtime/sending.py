@@ -4,6 +4,7 @@ takes in (each checked, then handed to its `CommandRoute` or the journal)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -79,7 +80,7 @@ class Sending(RuntimeCore):
         try:
             result: CommandResult = reply.get(wait)
         except Timeout:
-            raise _timed_out(command, cid, stream_id, wait) from None
+            raise self._timed_out(command, cid, stream_id, wait, reply) from None
         return result
 
     async def send_async(
@@ -98,7 +99,7 @@ class Sending(RuntimeCore):
         try:
             result: CommandResult = await asyncio.wait_for(reply.wait(), wait)
         except TimeoutError:
-            raise _timed_out(command, cid, stream_id, wait) from None
+            raise self._timed_out(command, cid, stream_id, wait, reply) from None
         return result
 
     def _send(
@@ -122,6 +123,7 @@ class Sending(RuntimeCore):
         if self._gov.policy is not None:  # (no policy: nothing to check, nothing to build)
             where = f"stream {stream_id}, command {cid}"
             self._gov.check(principal, "send", qualified_name(type(command)), where)
+        tracing = self._observe.tracing
         handle = Handle(
             command=command,
             command_id=cid,
@@ -131,6 +133,8 @@ class Sending(RuntimeCore):
             principal=principal,
             audit=self._gov.audits,
             cause=cause,
+            sent_at=time.perf_counter(),
+            trace=tracing.capture() if tracing.enabled else None,
         )
         assert self._route is not None
         self._route.deliver(spec, stream_id, handle)
@@ -166,7 +170,11 @@ class Sending(RuntimeCore):
             event_id=event_id or new_id(),
             correlation_id=correlation_id,
             causation_id=causation_id,
-            metadata={**(metadata or {}), **(principal_metadata(principal) or {})},
+            metadata={
+                **(metadata or {}),
+                **(principal_metadata(principal) or {}),
+                **self._observe.tracing.carrier(),  # (tracing on: the caller's trace)
+            },
         )
         trail = (entry(principal, "publish", type_name, ACCEPTED, f"stream {stream}"),)
         reply = Reply()
@@ -223,8 +231,16 @@ class Sending(RuntimeCore):
             return e
         return done
 
+    def _timed_out(
+        self, command: object, command_id: str, stream_id: str, timeout: float, reply: Reply
+    ) -> Timeout:
+        """The caller gives up: counted as timed out now (not when it is answered)."""
+        reply.abandoned = True
+        self._observe.metrics.record_command(type(command).__name__, "timed_out", timeout)
+        return _timeout(command, command_id, stream_id, timeout)
 
-def _timed_out(command: object, command_id: str, stream_id: str, timeout: float) -> Timeout:
+
+def _timeout(command: object, command_id: str, stream_id: str, timeout: float) -> Timeout:
     return Timeout(
         f"{type(command).__name__} (command id {command_id!r}) got no answer within "
         f"{timeout:g}s from the aggregate of stream {stream_id!r}; it may still complete: "

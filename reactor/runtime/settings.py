@@ -43,6 +43,14 @@ def _seconds(optional: bool = False) -> Any:
     return check
 
 
+def _port(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= 65535):
+        raise ValueError(
+            f"Runtime({attribute.name}=...) must be a TCP port 0..65535 (0: any free one) "
+            f"or None, got {value!r}"
+        )
+
+
 def _policy(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, RetryPolicy):
         raise ValueError(f"Runtime(retry=...) must be a RetryPolicy, got {value!r}")
@@ -65,3 +73,4 @@ class Settings:
     max_event_bytes: int | None = attrs.field(
         default=MAX_EVENT_BYTES, validator=_count(1, optional=True)
     )
+    metrics_port: int | None = attrs.field(default=None, validator=_port)
