@@ -76,7 +76,16 @@ def test_a_leave_moves_only_the_leavers_shards(nodes: list[str], data: st.DataOb
 def test_a_command_travels_with_its_typed_fields_ids_and_principal(store: EventStore) -> None:
     pay = Pay("a1", Decimal("1.10"), datetime(2024, 5, 1, tzinfo=UTC), uuid.uuid4())
     who = Principal("ann", ["teller"])
-    handle = Handle(pay, "cmd-1", "corr-1", Reply(), True, who, True)
+    handle = Handle(
+        command=pay,
+        command_id="cmd-1",
+        correlation_id="corr-1",
+        reply=Reply(),
+        given_id=True,
+        sent_at=0.0,
+        principal=who,
+        audit=True,
+    )
     request = decode_request(
         store, encode_request(store, handle, fresh=False), {"tests.test_cluster_wire.Pay": Pay}.get
     )

@@ -131,11 +131,11 @@ class Handle(NamedTuple):
     correlation_id: str | None
     reply: Reply | NoReply
     given_id: bool  # the caller chose command_id (so it may have been handled already)
+    sent_at: float  # time.perf_counter() when it was sent (or arrived from another node)
     principal: Principal | None = None
     audit: bool = False
     cause: Cause | None = None  # sent by a consumer acting on an event (lineage)
     fresh: bool = False  # known never handled (a cluster's first delivery): no look-up
-    sent_at: float = 0.0
     trace: Any = None
 
 
