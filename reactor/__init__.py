@@ -3,6 +3,9 @@
 The public API is this module's `__all__`; everything else is internal.
 """
 
+from reactor.cluster.identity import ClusterError
+from reactor.cluster.status import ClusterStatus
+from reactor.cluster.wire import RemoteError
 from reactor.codec import Codec
 from reactor.domain import Aggregate, Projection, Saga, applies, handles, on
 from reactor.errors import (
@@ -25,6 +28,8 @@ from reactor.events import CommandResult, Envelope, NewEvent, command, event, up
 from reactor.faults import DeadLetter, RetryPolicy
 from reactor.registry import Registry, default_registry
 from reactor.runtime import Health, Runtime
+from reactor.runtime.lineage import TraceNode, UnknownTraceId
+from reactor.runtime.rebuild import Rebuilt
 from reactor.security.chain import TamperedError
 from reactor.security.policy import Policy, Principal, Unauthorized
 from reactor.store import EventStore, open_store
@@ -35,6 +40,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregate",
     "AuditRecord",
+    "ClusterError",
+    "ClusterStatus",
     "Codec",
     "CommandResult",
     "ConcurrencyError",
@@ -52,9 +59,11 @@ __all__ = [
     "Principal",
     "Projection",
     "ReactorError",
+    "Rebuilt",
     "RegistrationError",
     "Registry",
     "Rejected",
+    "RemoteError",
     "RetryPolicy",
     "Runtime",
     "RuntimeStopped",
@@ -62,9 +71,11 @@ __all__ = [
     "StorageError",
     "TamperedError",
     "Timeout",
+    "TraceNode",
     "Unauthorized",
     "UnknownCommand",
     "UnknownEventType",
+    "UnknownTraceId",
     "applies",
     "command",
     "default_registry",
