@@ -94,6 +94,16 @@ class Tracing:
         self._inject(out, context=self._in_context(span) if span is not None else None)
         return out
 
+    def carrier_of(self, context: Context) -> Mapping[str, str]:
+        """`carrier` of a context `capture()` returned (a command going to another node)."""
+        out: dict[str, str] = {}
+        self._inject(out, context=context)
+        return out
+
+    def context_of(self, carrier: Mapping[str, str]) -> Context:
+        """The context a `carrier` holds (a command come from another node): its parent."""
+        return self._extract(carrier)
+
     def end_command(self, span: Span | None, error: BaseException | None = None) -> None:
         """End a command's span with its outcome (`outcome_of(error)`); a failure or a
         timeout records the exception and marks the span as an error."""

@@ -25,7 +25,7 @@ from reactor.cluster.wire import (
     encode_request,
     encode_result,
 )
-from reactor.events import CommandResult
+from reactor.events import Cause, CommandResult
 from reactor.security.policy import Principal
 from reactor.store import EventStore, open_store
 from tests.bank import Deposited
@@ -73,7 +73,9 @@ def test_a_leave_moves_only_the_leavers_shards(nodes: list[str], data: st.DataOb
             assert choose(str(shard), rest) == choose(str(shard), nodes)
 
 
-def test_a_command_travels_with_its_typed_fields_ids_and_principal(store: EventStore) -> None:
+def test_a_command_travels_with_its_typed_fields_ids_principal_cause_and_trace(
+    store: EventStore,
+) -> None:
     pay = Pay("a1", Decimal("1.10"), datetime(2024, 5, 1, tzinfo=UTC), uuid.uuid4())
     who = Principal("ann", ["teller"])
     handle = Handle(
@@ -85,10 +87,18 @@ def test_a_command_travels_with_its_typed_fields_ids_and_principal(store: EventS
         sent_at=0.0,
         principal=who,
         audit=True,
+        cause=Cause("ev-7", "saga:Mover"),
     )
-    request = decode_request(
-        store, encode_request(store, handle, fresh=False), {"tests.test_cluster_wire.Pay": Pay}.get
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    data = encode_request(store, handle, False, trace)
+    request = decode_request(store, data, {"tests.test_cluster_wire.Pay": Pay}.get)
+    assert request.cause == Cause("ev-7", "saga:Mover") and request.trace == trace
+    plain = decode_request(
+        store,
+        encode_request(store, handle._replace(cause=None), False, {}),
+        {"tests.test_cluster_wire.Pay": Pay}.get,
     )
+    assert plain.cause is None and plain.trace == {}
     assert request.command == pay
     assert (request.command_id, request.correlation_id, request.principal) == (
         "cmd-1",

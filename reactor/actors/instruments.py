@@ -109,6 +109,12 @@ class NoTracing:
     def carrier(self, span: Any = None) -> Any:
         return _EMPTY
 
+    def carrier_of(self, context: Any) -> Any:
+        return _EMPTY
+
+    def context_of(self, carrier: Any) -> Any:
+        return None
+
     def end_command(self, span: Any, error: BaseException | None = None) -> None:
         return None
 

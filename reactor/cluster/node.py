@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from reactor.actors.host import AggregateHost, Placement
+from reactor.actors.instruments import NO_TRACING, NoTracing
 from reactor.actors.messages import Handle, Reply
 from reactor.cluster.config import ClusterConfig
 from reactor.cluster.identity import ClusterError, Identity, identity
@@ -33,6 +34,7 @@ from reactor.registry import qualified_name
 from reactor.specs import AggregateType
 from reactor.store.base import Fence, Lease
 from reactor.store.event_store import EventStore
+from reactor.tracing import Tracing
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -88,7 +90,13 @@ class ClusterNode:
     # -- life ---------------------------------------------------------------------------------
 
     def start(
-        self, store: EventStore, host: AggregateHost, commands: Commands, timeout: float, ttl: float
+        self,
+        store: EventStore,
+        host: AggregateHost,
+        commands: Commands,
+        timeout: float,
+        ttl: float,
+        tracing: Tracing | NoTracing = NO_TRACING,
     ) -> ClusterRoute:
         """Join the cluster on `store`, take this node's shards, listen on NATS; the route
         commands take from now on. `ClusterError` if the journal is not shared, records
@@ -114,6 +122,7 @@ class ClusterNode:
             timeout=timeout,
             attempt=max(ttl, 1.0),
             fenced=self.lost,
+            tracing=tracing,
         )
         host.placement = route.placement
         owner = f"{self.node}#{uuid.uuid4().hex[:8]}#{ttl:g}"
@@ -299,7 +308,9 @@ class ClusterNode:
             principal=request.principal,
             audit=request.audit,
             fresh=request.fresh,
+            cause=request.cause,
             sent_at=time.perf_counter(),  # (its latency metric: from its arrival here)
+            trace=self.route.tracing.context_of(request.trace) if request.trace else None,
         )
         self._host.route(spec, stream_id, handle)
         try:

@@ -14,13 +14,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nats.errors import ConnectionClosedError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from reactor.actors.host import AggregateHost, Placement
+from reactor.actors.instruments import NO_TRACING, NoTracing
 from reactor.actors.messages import Handle, NoReply
 from reactor.cluster.shards import shard_lease, shard_of
 from reactor.cluster.wire import decode_answer, encode_request
@@ -29,6 +30,7 @@ from reactor.events import CommandResult
 from reactor.specs import AggregateType
 from reactor.store.base import Fence
 from reactor.store.event_store import EventStore
+from reactor.tracing import Tracing
 
 if TYPE_CHECKING:
     from reactor.bus.connection import Connection
@@ -87,11 +89,12 @@ class ClusterRoute:
         timeout: float,
         attempt: float,
         fenced: Callable[[int], None],
+        tracing: Tracing | NoTracing = NO_TRACING,
     ) -> None:
         self.host, self.store, self.conn = host, store, conn
         self.shards, self.subject = shards, subject
         self.timeout, self.attempt = timeout, attempt
-        self.fenced = fenced
+        self.fenced, self.tracing = fenced, tracing
         self.owned: dict[int, Placement] = {}  # the shards served here, and their fence
         self.inflight = 0  # commands on their way to another node (under `lock`)
         self.lock = threading.Lock()
@@ -110,11 +113,15 @@ class ClusterRoute:
             return
         # (raises at the caller: nothing sent) A command under an id the runtime made
         # reaches its first owner "fresh": no look-up of its id, only its record.
-        payload = encode_request(self.store, handle, fresh=not handle.given_id)
+        payload = encode_request(self.store, handle, not handle.given_id, self._trace(handle))
         with self.lock:
             self.remote += 1
             self.inflight += 1
         self.conn.spawn(self._remote(spec, stream_id, handle, payload, deadline))
+
+    def _trace(self, handle: Handle) -> Mapping[str, str]:
+        """The context the command was sent from, as text for the other node."""
+        return {} if handle.trace is None else self.tracing.carrier_of(handle.trace)
 
     def refused(self, stream_id: str, error: FencedError) -> None:
         """An append of `stream_id`'s actor was fenced: that actor goes (its fence is
@@ -183,7 +190,7 @@ class ClusterRoute:
             if answer is not None:
                 return answer
             if not handle.given_id:
-                payload = encode_request(self.store, handle, fresh=False)
+                payload = encode_request(self.store, handle, False, self._trace(handle))
             await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, PAUSE[1])
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from reactor.errors import (
     FencedError,
     ReactorError,
 )
-from reactor.events import CommandResult, Envelope
+from reactor.events import Cause, CommandResult, Envelope
 from reactor.registry import qualified_name
 from reactor.security.policy import Principal
 from reactor.store.event_store import EventStore
@@ -63,6 +63,8 @@ class Request:
     principal: Principal | None
     audit: bool
     fresh: bool  # never handled before: no need to look its command id up
+    cause: Cause | None  # sent by a consumer acting on an event (lineage)
+    trace: dict[str, str]  # the sender's trace context (W3C traceparent...), if traced
 
 
 def _fields(cls: type) -> list[tuple[str, str]]:
@@ -95,9 +97,12 @@ def _hints(cls: type) -> dict[str, Any]:
     return found
 
 
-def encode_request(store: EventStore, handle: Handle, fresh: bool) -> bytes:
+def encode_request(
+    store: EventStore, handle: Handle, fresh: bool, trace: Mapping[str, str]
+) -> bytes:
     """The bytes of a command handed to the cluster route; `fresh` if it cannot have been
-    handled before (a first attempt, under an id the runtime made)."""
+    handled before (a first attempt, under an id the runtime made); `trace`, the context
+    it was sent from as text."""
     command = handle.command
     cls = type(command)
     values = {name: getattr(command, name) for name, _ in _fields(cls)}
@@ -114,6 +119,8 @@ def encode_request(store: EventStore, handle: Handle, fresh: bool) -> bytes:
             else {"id": principal.id, "roles": sorted(principal.roles)},
             "audit": handle.audit,
             "fresh": fresh,
+            "cause": None if handle.cause is None else [handle.cause.event_id, handle.cause.by],
+            "trace": trace or None,
         }
     )
 
@@ -139,6 +146,8 @@ def decode_request(
         principal=None if who is None else Principal(who["id"], who["roles"]),
         audit=bool(raw.get("audit")),
         fresh=bool(raw.get("fresh")),
+        cause=None if raw.get("cause") is None else Cause(*raw["cause"]),
+        trace=raw.get("trace") or {},
     )
 
 

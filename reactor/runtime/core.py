@@ -167,7 +167,12 @@ class RuntimeCore:
         settings = self.settings
         try:
             route = node.start(
-                parts.store, parts.host, self._commands, settings.timeout, settings.lease_ttl
+                parts.store,
+                parts.host,
+                self._commands,
+                settings.timeout,
+                settings.lease_ttl,
+                self._observe.tracing,
             )
         except BaseException:
             node.leave(settings.timeout)
