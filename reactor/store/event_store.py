@@ -272,14 +272,7 @@ class EventStore(Governed):
         return self.storage.acquire_lease(name, owner, ttl)
 
     def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
-        """`acquire_lease` of each name (in one statement where the backend can): the
-        leases granted, by name."""
-        many = getattr(self.storage, "acquire_leases", None)
-        if many is not None:
-            granted: dict[str, Lease] = many(names, owner, ttl)
-            return granted
-        found = {n: self.storage.acquire_lease(n, owner, ttl) for n in names}
-        return {n: lease for n, lease in found.items() if lease is not None}
+        return self.storage.acquire_leases(names, owner, ttl)
 
     def release_lease(self, name: str, owner: str) -> bool:
         return self.storage.release_lease(name, owner)

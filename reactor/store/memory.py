@@ -28,10 +28,9 @@ from reactor.store.base import (
     Snapshot,
     StoredEvent,
     StreamInfo,
-    check_fence,
-    decide_append,
 )
 from reactor.store.memory_governance import MemoryGovernance
+from reactor.store.rules import check_fence, decide_append, each_lease
 
 _PAGE = 1000
 
@@ -305,6 +304,9 @@ class MemoryStorage(MemoryGovernance):
             lease = Lease(name=name, owner=owner, epoch=epoch, expires=now + ttl)
             self._leases[name] = lease
             return lease
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
+        return each_lease(self.acquire_lease, names, owner, ttl)
 
     def release_lease(self, name: str, owner: str) -> bool:
         with self._lock:

@@ -39,7 +39,6 @@ from reactor.store.base import (
     Storage,
     StoredEvent,
     StreamInfo,
-    check_fence,
 )
 from reactor.store.postgres_batch import Batch, commit
 from reactor.store.postgres_chain import HeadCache
@@ -56,6 +55,7 @@ from reactor.store.postgres_schema import (
     stored_event,
 )
 from reactor.store.postgres_target import Target
+from reactor.store.rules import check_fence
 
 if TYPE_CHECKING:
     import psycopg

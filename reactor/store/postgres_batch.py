@@ -25,8 +25,6 @@ from reactor.store.base import (
     CommandRecord,
     Lease,
     StoredEvent,
-    decide_append,
-    fences_of,
 )
 from reactor.store.postgres_chain import HeadCache, at_once, store_at_once
 from reactor.store.postgres_schema import (
@@ -40,6 +38,7 @@ from reactor.store.postgres_schema import (
 )
 from reactor.store.postgres_target import Target
 from reactor.store.postgres_writes import Writes
+from reactor.store.rules import decide_append, fences_of
 
 if TYPE_CHECKING:
     import psycopg

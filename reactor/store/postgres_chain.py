@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reactor.security.chain import event_hash
-from reactor.store.base import Append, AppendOutcome, CommandRecord, StoredEvent, fences_of
+from reactor.store.base import Append, AppendOutcome, CommandRecord, StoredEvent
 from reactor.store.postgres_writes import Writes
+from reactor.store.rules import fences_of
 
 if TYPE_CHECKING:
     import psycopg

@@ -22,9 +22,8 @@ from reactor.store.base import (
     CommandRecord,
     Lease,
     StoredEvent,
-    decide_append,
-    fences_of,
 )
+from reactor.store.rules import decide_append, fences_of
 from reactor.store.sqlite_schema import (
     INSERT_EVENT,
     SELECT_EVENT,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from reactor.store.base import Checkpoint, DeadLetterRecord, Lease, Snapshot
+from reactor.store.rules import each_lease
 from reactor.store.sqlite_schema import fence_holds, load_lease, write_checkpoints
 
 
@@ -151,6 +152,9 @@ class Records:
                 (name, owner, epoch, lease.expires),
             )
             return lease
+
+    def acquire_leases(self, names: Sequence[str], owner: str, ttl: float) -> dict[str, Lease]:
+        return each_lease(self.acquire_lease, names, owner, ttl)
 
     def release_lease(self, name: str, owner: str) -> bool:
         with self._transaction() as db:

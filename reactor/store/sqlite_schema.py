@@ -16,8 +16,8 @@ from reactor.store.base import (
     Fence,
     Lease,
     StoredEvent,
-    check_fence,
 )
+from reactor.store.rules import check_fence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reactor_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

@@ -143,6 +143,16 @@ class RecordsContract:
         assert [lease.name for lease in storage.leases()] == ["other", "projection:P"]
         assert [lease.name for lease in storage.leases("proj")] == ["projection:P"]
 
+    def test_leases_are_taken_and_renewed_many_at_once(self, storage: Storage) -> None:
+        assert storage.acquire_lease("held", "b", 30.0) is not None
+        mine = storage.acquire_leases(["s1", "held", "s2", "s1"], "a", 30.0)
+        assert sorted(mine) == ["s1", "s2"]  # not b's; a name twice is one lease
+        assert {(x.owner, x.epoch) for x in mine.values()} == {("a", 1)}
+        again = storage.acquire_leases(["s2", "s1"], "a", 30.0)
+        assert {n: x.epoch for n, x in again.items()} == {"s1": 1, "s2": 1}  # renewed
+        assert storage.acquire_leases([], "a", 30.0) == {}
+        assert storage.acquire_leases(["s1"], "c", 30.0) == {}  # a's
+
     def test_a_released_or_expired_lease_is_taken_over_at_the_next_epoch(
         self, storage: Storage
     ) -> None:
