@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from perf.postgres import schema, url
-from perf.report import row
+from perf.report import row, start_together
 from perf.runtime import Account, Deposit, registry
 from reactor import Runtime
 from reactor.actors.aggregate import CONFLICT_RETRIES
@@ -78,12 +78,7 @@ def _throughput(count: int, seconds: float, sharded: bool) -> tuple[float, int]:
             )
             for k in range(count)
         ]
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("\n")
-            p.stdin.flush()
+        start_together(procs)
         total = failed = 0
         for p in procs:
             assert p.stdout is not None

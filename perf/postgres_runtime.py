@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from perf.postgres import SERVER, Raw, schema, url
-from perf.report import row
+from perf.report import row, start_together
 from perf.runtime import Account, Deposited, registry, run_blocking, run_pipelined, workload
 from reactor import Runtime
 
@@ -152,12 +152,7 @@ def writers(quick: bool) -> None:
     for count in (1, 2, 4):
         with schema() as name:
             procs = [node(WRITER_NODE, url(name), f"p{k}", str(seconds)) for k in range(count)]
-            for p in procs:
-                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-            for p in procs:
-                assert p.stdin is not None
-                p.stdin.write("\n")
-                p.stdin.flush()
+            start_together(procs)
             total = sum(int(p.communicate(timeout=120)[0].strip()) for p in procs)
             rates[count] = total / seconds
         if count > 1:
@@ -173,10 +168,7 @@ def latency(quick: bool) -> None:
             b.register(Account)
             b.subscribe(lambda e, env: handled.append(time.time()), types=[Deposited])
             a = node(LATENCY_NODE, url(name), str(count))
-            assert a.stdout is not None and a.stdout.readline().strip() == "ready"
-            assert a.stdin is not None
-            a.stdin.write("\n")
-            a.stdin.flush()
+            start_together([a])
             sent = json.loads(a.communicate(timeout=120)[0].strip().splitlines()[-1])
             deadline = time.monotonic() + 30
             while len(handled) < count and time.monotonic() < deadline:

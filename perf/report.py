@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def rate(count: int, fn: Callable[[], object], repeat: int = 3) -> float:
@@ -22,3 +23,13 @@ def row(label: str, ours: float, baseline: float, baseline_label: str, unit: str
         f"{label:<44} {ours:>12,.0f} {unit:<9} {baseline_label:<26} {baseline:>12,.0f} {unit:<9}"
         f" ratio {ours / baseline:5.2f}x"
     )
+
+
+def start_together(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """Wait until each process printed "ready", then tell them all to go (a line on stdin)."""
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("\n")
+        p.stdin.flush()

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from demos.shop.inventory import AddStock, Inventory
@@ -21,8 +20,10 @@ from tests.bank import Account, Deposit, Open
 from tests.cluster_support import key_on, needs_servers, node, settled
 from tests.pg import fresh_schema, url
 from tests.test_sagas import QuickCheckout, events_of, finished, order
+from tests.tracing_support import exporter, provider
 
 pytestmark = needs_servers
+__all__ = ["exporter", "provider"]  # the fixtures
 
 
 @pytest.fixture
@@ -60,24 +61,20 @@ def test_orders_placed_on_either_node_complete(journal: str) -> None:
             assert {"ReserveStock", "ChargeCard", "ShipOrder"} <= sent, (o, sent)
 
 
-def test_a_command_handled_on_another_node_continues_the_senders_trace(journal: str) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+def test_a_command_handled_on_another_node_continues_the_senders_trace(
+    journal: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
     traced = {"tracer_provider": provider}
-    try:
-        with node(journal, "a", **traced) as a, node(journal, "b", **traced) as b:
-            shards = settled(a, {"a", "b"})
-            for rt in (a, b):
-                rt.register(Account)
-            key = next(key_on(shards, "b"))
-            b.send(Open(key))
-            with provider.get_tracer("test").start_as_current_span("request") as request:
-                a.send(Deposit(key, 5))
-            deposited = a.read_stream(f"Account-{key}")[-1]
-        assert deposited.metadata is not None and deposited.metadata["cluster"]["node"] == "b"
-        (span,) = [s for s in exporter.get_finished_spans() if s.name == "command Deposit"]
-        assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
-        assert span.context.trace_id == request.get_span_context().trace_id
-    finally:
-        provider.shutdown()
+    with node(journal, "a", **traced) as a, node(journal, "b", **traced) as b:
+        shards = settled(a, {"a", "b"})
+        for rt in (a, b):
+            rt.register(Account)
+        key = next(key_on(shards, "b"))
+        b.send(Open(key))
+        with provider.get_tracer("test").start_as_current_span("request") as request:
+            a.send(Deposit(key, 5))
+        deposited = a.read_stream(f"Account-{key}")[-1]
+    assert deposited.metadata is not None and deposited.metadata["cluster"]["node"] == "b"
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "command Deposit"]
+    assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id
+    assert span.context.trace_id == request.get_span_context().trace_id

@@ -5,7 +5,7 @@ caused it; without a provider no span is made and no metadata is added."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from reactor import Aggregate, Envelope, Rejected, Runtime, Saga, command, event
 from tests.bank import Account, Balances, Deposit, Explode
 from tests.helpers import wait_for
 from tests.test_bus_support import Ask, answerer, asker, needs_nats, services
+from tests.tracing_support import exporter, provider
 
-__all__ = ["services"]  # the fixture
+__all__ = ["exporter", "provider", "services"]  # the fixtures
 
 
 @event("ttrace.OrderPlaced")
@@ -65,21 +66,6 @@ class Reserving(Saga, key="order_id"):
     def placed(self, e: OrderPlaced, ctx: Any) -> None:
         ctx.send(ReserveStock(e.order_id))
         ctx.done()
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    yield exporter
-    exporter.shutdown()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider
-    provider.shutdown()
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, list[ReadableSpan]]:
