@@ -252,7 +252,7 @@ def _first_position(node: TraceNode) -> int:
 
 def label(node: TraceNode) -> str:
     """One line for a node, as `reactor trace` prints it."""
-    parts = [node.kind, node.name]
+    parts = [node.kind, node.name if node.name != node.kind else ""]  # (a class not known)
     if node.kind == "command":
         parts += [f"-> {node.stream}", f"[{node.outcome}]" if node.outcome else ""]
     elif node.kind == "event":
