@@ -23,7 +23,7 @@ import psycopg
 
 from perf.report import row
 from reactor.events import new_id
-from reactor.store import postgres_batch
+from reactor.store import postgres_batch, postgres_writes
 from reactor.store.base import Append, NewRecord
 from reactor.store.postgres import PostgresStorage
 
@@ -142,6 +142,16 @@ def best(writers: dict[str, Callable[[int], None]], size: int, count: int) -> di
 
 
 @contextmanager
+def arrays() -> Iterator[None]:
+    """Every parameter of the write statement sent as an array, even of one element."""
+    postgres_writes.Writes.singles = False
+    try:
+        yield
+    finally:
+        postgres_writes.Writes.singles = True
+
+
+@contextmanager
 def decided() -> Iterator[None]:
     """Every batch decided under the head's lock (two round trips), none stored at once."""
     at_once = postgres_batch.at_once
@@ -154,13 +164,18 @@ def decided() -> Iterator[None]:
 
 def appends(quick: bool) -> None:
     print("\n1. appends: one event each, 1,000 streams round-robin, synchronous_commit on")
-    with schema() as a, schema() as b, schema() as c, schema() as d, schema() as e:
+    with schema() as a, schema() as b, schema() as c, schema() as d, schema() as e, schema() as f:
         ours, raw, es, slow, bare = Ours(a), Raw(b), Recorder(c), Ours(d), Ours(e)
+        listed = Ours(f)
         bare.storage._head.link = lambda prev, event: prev  # the chain's hashing taken out
 
         def decided_batch(size: int) -> None:
             with decided():
                 slow.batch(size)
+
+        def arrays_batch(size: int) -> None:
+            with arrays():
+                listed.batch(size)
 
         writers = {
             "ours": ours.batch,
@@ -168,6 +183,7 @@ def appends(quick: bool) -> None:
             "es": es.batch,
             "slow": decided_batch,
             "bare": bare.batch,
+            "arrays": arrays_batch,
         }
         for size, count in ((1, 300 if quick else 1500), (256, 8 if quick else 40)):
             r = best(writers, size, count)
@@ -177,7 +193,9 @@ def appends(quick: bool) -> None:
             row(what, r["ours"], r["es"], "eventsourcing recorder", "events/s")
             row(f"{what}, decided (2 round trips)", r["slow"], r["ours"], "at once (1)", "events/s")
             row(f"{what}, hash chain on", r["ours"], r["bare"], "chain off", "events/s")
-        for w in (ours, slow, bare):
+            if size == 1:
+                row(f"{what}, its values as such", r["ours"], r["arrays"], "as arrays", "events/s")
+        for w in (ours, slow, bare, listed):
             w.storage.close()
         raw.conn.close()
 

@@ -26,6 +26,8 @@ class Writes:
     last left it), the rows come with their chain hashes and nothing is stored unless the
     head is still there; without, the statement chains them in SQL on the head it finds."""
 
+    singles = True  # one row of each kind: its values as such, not as arrays (faster to send)
+
     def __init__(self, base: tuple[int, bytes] | None = None) -> None:
         self.base = base
         self.end = base  # the head after the batch (None: known once it is stored)
@@ -96,6 +98,9 @@ class Writes:
         if self.fences:
             used.add("fenced")
             params.update(f_name=list(self.fences), f_epoch=list(self.fences.values()))
+        if self.singles and all(len(v) == 1 for v in params.values() if type(v) is list):
+            singles = {k: v[0] if type(v) is list else v for k, v in params.items()}
+            return write_statement(frozenset(used), single=True), singles
         return write_statement(frozenset(used)), params
 
 
