@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -32,6 +32,7 @@ from reactor.store.records import (
 
 __all__ = [
     "GENESIS",
+    "PAGE",
     "Access",
     "Append",
     "AppendOutcome",
@@ -51,6 +52,7 @@ __all__ = [
     "StreamInfo",
     "dead_letter_by_id",
     "not_empty",
+    "read_pages",
     "stored_at",
 ]
 
@@ -299,6 +301,34 @@ def not_empty(url: str) -> StorageError:
         "keys, audit entries, snapshots, checkpoints, commands or dead letters): restore into "
         "a new, empty store"
     )
+
+
+PAGE = 1000  # rows a page of `read_pages`
+
+
+def read_pages(
+    fetch: Callable[[str, list[Any]], list[Any]],
+    sql: str,
+    params: list[Any],
+    after: int,
+    upto: int,
+    key: int,
+    limit: int | None,
+    make: Callable[[Any], Any],
+) -> Iterator[Any]:
+    """Run `sql` page by page through `fetch` (a backend's one short read, so no read
+    transaction stays open between pages): its last three parameters bound column `key`
+    (seq or position) after `after` and up to `upto`, and the page size; each row made
+    into a record by `make`; `limit` rows at most (None: all)."""
+    left = limit if limit is not None else -1
+    while left != 0:
+        size = PAGE if left < 0 else min(PAGE, left)
+        rows = fetch(sql, [*params, max(after, 0), upto, size])
+        yield from map(make, rows)
+        if len(rows) < size:
+            return
+        after = rows[-1][key]
+        left -= len(rows) if left > 0 else 0
 
 
 def dead_letter_by_id(storage: Storage, letter_id: str) -> DeadLetterRecord | None:

@@ -16,6 +16,7 @@ from reactor.errors import ReactorError, StorageError
 from reactor.security.chain import event_hash
 from reactor.store.base import (
     GENESIS,
+    PAGE,
     Append,
     AppendOutcome,
     AuditRecord,
@@ -31,8 +32,6 @@ from reactor.store.base import (
 )
 from reactor.store.memory_governance import MemoryGovernance
 from reactor.store.rules import check_fence, decide_append, each_lease
-
-_PAGE = 1000
 
 
 class MemoryStorage(MemoryGovernance):
@@ -135,7 +134,7 @@ class MemoryStorage(MemoryGovernance):
         left = limit if limit is not None else -1
         while left != 0:
             with self._lock:
-                page = self._events[after : after + _PAGE]
+                page = self._events[after : after + PAGE]
             after += len(page)
             for e in page:
                 if wanted is None or e.type in wanted:
@@ -143,7 +142,7 @@ class MemoryStorage(MemoryGovernance):
                     left -= 1
                     if left == 0:
                         return
-            if len(page) < _PAGE:
+            if len(page) < PAGE:
                 return
 
     def last_position(self) -> int:

@@ -39,6 +39,7 @@ from reactor.store.base import (
     Storage,
     StoredEvent,
     StreamInfo,
+    read_pages,
 )
 from reactor.store.postgres_batch import Batch, commit
 from reactor.store.postgres_chain import HeadCache
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 POLL = 0.5  # seconds between looks at the head while no notification comes
-_PAGE = 1000
 
 
 def open_postgres(rest: str, options: dict[str, str], access: Access) -> Storage:
@@ -219,17 +219,8 @@ class PostgresStorage(Lineage):
         limit: int | None,
         make: Callable[[Any], Any] = stored_event,
     ) -> Iterator[Any]:
-        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position); each
-        row made into a record by `make`. One statement a page: no transaction stays open."""
-        left = limit if limit is not None else -1
-        while left != 0:
-            size = _PAGE if left < 0 else min(_PAGE, left)
-            rows = self._fetch(sql, [*params, max(after, 0), upto, size])
-            yield from map(make, rows)
-            if len(rows) < size:
-                return
-            after = rows[-1][key]
-            left -= len(rows) if left > 0 else 0
+        """`read_pages` through `_fetch`: one statement a page."""
+        return read_pages(self._fetch, sql, params, after, upto, key, limit, make)
 
     def last_position(self) -> int:
         return int(self._fetch("SELECT position FROM head")[0][0])

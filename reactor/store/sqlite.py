@@ -25,6 +25,7 @@ from reactor.store.base import (
     NewRecord,
     StoredEvent,
     StreamInfo,
+    read_pages,
 )
 from reactor.store.sqlite_batch import Batch
 from reactor.store.sqlite_governance import Governance
@@ -40,7 +41,6 @@ from reactor.store.sqlite_schema import (
 log = logging.getLogger(__name__)
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 PRIVATE = 0o600  # the journal, its WAL and its lock file: readable by their owner only
-_PAGE = 1000
 _POLL = 0.02  # seconds between looks at the head while waiting for an append
 
 
@@ -250,20 +250,8 @@ class SQLiteStorage(Lineage, Governance):
         limit: int | None,
         make: Callable[[Any], Any] = stored_event,
     ) -> Iterator[Any]:
-        """Run `sql` page by page: `after`/`upto` bound column `key` (seq or position); each
-        row made into a record by `make`.
-
-        Each page is one short read, so no read transaction stays open between pages.
-        """
-        left = limit if limit is not None else -1
-        while left != 0:
-            size = _PAGE if left < 0 else min(_PAGE, left)
-            rows = self._query(sql, [*params, after, upto, size])
-            yield from map(make, rows)
-            if len(rows) < size:
-                return
-            after = rows[-1][key]
-            left -= len(rows) if left > 0 else 0
+        """`read_pages` through `_query`: one short read a page."""
+        return read_pages(self._query, sql, params, after, upto, key, limit, make)
 
     def last_position(self) -> int:
         return int(self._query("SELECT coalesce(max(position), 0) FROM events")[0][0])
