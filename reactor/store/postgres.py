@@ -48,6 +48,7 @@ from reactor.store.postgres_listen import Listener
 from reactor.store.postgres_schema import (
     ACQUIRE_LEASES,
     LEASES_FROM,
+    LETTER_COLUMNS,
     RELEASE_LEASE,
     SAVE_LETTER,
     SAVE_SNAPSHOT,
@@ -286,24 +287,8 @@ class PostgresStorage(Lineage):
 
     def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
         where, params = ("WHERE handler = %s", [handler]) if handler is not None else ("", [])
-        rows = self._fetch(
-            "SELECT id, handler, position, stream, error, attempts, parked, request FROM "
-            f"dead_letters {where} ORDER BY position, handler",
-            params,
-        )
-        return [
-            DeadLetterRecord(
-                id=i,
-                handler=h,
-                position=p,
-                stream_id=s,
-                error=e,
-                attempts=a,
-                parked=tuple(parked),
-                request=r,
-            )
-            for i, h, p, s, e, a, parked, r in rows
-        ]
+        sql = f"SELECT {LETTER_COLUMNS} FROM dead_letters {where} ORDER BY position, handler"
+        return [DeadLetterRecord.of_row(row) for row in self._fetch(sql, params)]
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         fence = checkpoint.fence

@@ -28,6 +28,7 @@ from reactor.store.base import (
     not_empty,
 )
 from reactor.store.postgres_schema import (
+    LETTER_COLUMNS,
     LOCK_HEAD,
     SAVE_LETTER,
     SAVE_SNAPSHOT,
@@ -222,20 +223,8 @@ def _dump(conn: psycopg.Connection[Any], head: tuple[int, bytes]) -> Dump:
             )
 
     def letters() -> Iterator[DeadLetterRecord]:
-        for i, h, p, s, e, a, parked, r in conn.execute(
-            "SELECT id, handler, position, stream, error, attempts, parked, request "
-            "FROM dead_letters"
-        ):
-            yield DeadLetterRecord(
-                id=i,
-                handler=h,
-                position=p,
-                stream_id=s,
-                error=e,
-                attempts=a,
-                parked=tuple(parked),
-                request=r,
-            )
+        sql = f"SELECT {LETTER_COLUMNS} FROM dead_letters"
+        yield from map(DeadLetterRecord.of_row, conn.execute(sql))
 
     def rows(sql: str) -> Iterator[Any]:
         yield from conn.execute(sql)

@@ -86,6 +86,7 @@ SAVE_SNAPSHOT = (
     "SET seq = excluded.seq, type = excluded.type, version = excluded.version, "
     "state = excluded.state, timestamp = excluded.timestamp"
 )
+LETTER_COLUMNS = "id, handler, position, stream, error, attempts, parked, request"
 SAVE_LETTER = (  # every field but `request`, the operator's
     "INSERT INTO dead_letters VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO "
     "UPDATE SET handler = excluded.handler, position = excluded.position, "

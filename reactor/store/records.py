@@ -209,6 +209,21 @@ class DeadLetterRecord:
     parked: tuple[int, ...] = ()
     request: str = ""
 
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> DeadLetterRecord:
+        """A stored row in field order, `parked` as a sequence of positions."""
+        id_, handler, position, stream_id, error, attempts, parked, request = row
+        return cls(
+            id=id_,
+            handler=handler,
+            position=position,
+            stream_id=stream_id,
+            error=error,
+            attempts=attempts,
+            parked=tuple(parked),
+            request=request,
+        )
+
 
 @attrs.frozen
 class StreamInfo:

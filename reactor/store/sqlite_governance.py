@@ -30,6 +30,7 @@ from reactor.store.base import (
 )
 from reactor.store.sqlite_batch import INSERT_AUDIT
 from reactor.store.sqlite_lineage import NOTE_COLUMNS
+from reactor.store.sqlite_records import letter_of
 from reactor.store.sqlite_schema import INSERT_EVENT, SELECT_CHAIN, stored_event, write_checkpoints
 
 BACKUP_PAGES = 100  # pages copied per step of an online backup (progress is shown between)
@@ -227,17 +228,7 @@ def _dump(conn: sqlite3.Connection, head: tuple[int, bytes]) -> Dump:
             yield Checkpoint(name=name, position=position, state=state, keyed=tuple(keyed))
 
     def letters() -> Iterator[DeadLetterRecord]:
-        for i, h, p, s, e, a, parked, r in conn.execute("SELECT * FROM dead_letters"):
-            yield DeadLetterRecord(
-                id=i,
-                handler=h,
-                position=p,
-                stream_id=s,
-                error=e,
-                attempts=a,
-                parked=tuple(json.loads(parked)),
-                request=r,
-            )
+        yield from map(letter_of, conn.execute("SELECT * FROM dead_letters"))
 
     def notes() -> Iterator[CommandNote]:
         found = "SELECT 1 FROM sqlite_master WHERE name = 'command_notes'"

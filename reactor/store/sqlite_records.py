@@ -20,6 +20,11 @@ class _Transaction(Protocol):
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None: ...
 
 
+def letter_of(row: Sequence[Any]) -> DeadLetterRecord:
+    """A `dead_letters` row (`parked`: a JSON list) as a record."""
+    return DeadLetterRecord.of_row((*row[:6], json.loads(row[6]), row[7]))
+
+
 class Records:
     """Snapshots, checkpoints, dead letters and leases, through the storage's own short
     reads (`_query`) and write transactions (`_transaction`)."""
@@ -91,19 +96,7 @@ class Records:
     def dead_letters(self, handler: str | None = None) -> list[DeadLetterRecord]:
         where, params = ("WHERE handler = ?", (handler,)) if handler is not None else ("", ())
         rows = self._query(f"SELECT * FROM dead_letters {where} ORDER BY position, handler", params)
-        return [
-            DeadLetterRecord(
-                id=i,
-                handler=h,
-                position=p,
-                stream_id=s,
-                error=e,
-                attempts=a,
-                parked=tuple(json.loads(parked)),
-                request=r,
-            )
-            for i, h, p, s, e, a, parked, r in rows
-        ]
+        return list(map(letter_of, rows))
 
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._transaction() as db:
