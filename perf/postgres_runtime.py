@@ -14,13 +14,20 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
 
 import psycopg
 
 from perf.postgres import SERVER, Raw, schema, url
 from perf.report import row, start_together
-from perf.runtime import Account, Deposited, registry, run_blocking, run_pipelined, workload
+from perf.runtime import (
+    Account,
+    Deposited,
+    eventsourcing_rate,
+    registry,
+    run_blocking,
+    run_pipelined,
+    workload,
+)
 from reactor import Runtime
 
 LATENCY_NODE = """
@@ -64,19 +71,6 @@ with Runtime(sys.argv[1], registry=registry) as rt:
 
 def run_eventsourcing(name: str, accounts: int, deposits: int) -> float:
     """The eventsourcing library's application on PostgreSQL, the same workload."""
-    from eventsourcing.application import Application
-    from eventsourcing.domain import Aggregate as ESAggregate
-    from eventsourcing.domain import event as es_event
-
-    class ESAccount(ESAggregate):
-        @es_event("Opened")
-        def __init__(self, account_id: str) -> None:
-            self.balance = 0
-
-        @es_event("Deposited")
-        def deposit(self, amount: int) -> None:
-            self.balance += amount
-
     with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     env = {
@@ -87,23 +81,8 @@ def run_eventsourcing(name: str, accounts: int, deposits: int) -> float:
         "POSTGRES_USER": "postgres",
         "POSTGRES_PASSWORD": "",
         "POSTGRES_SCHEMA": name,
-        "AGGREGATE_CACHE_MAXSIZE": str(accounts),
     }
-    app: Any = Application(env=env)
-    start = time.perf_counter()
-    ids = []
-    for i in range(accounts):
-        acc = ESAccount(f"acc-{i}")
-        app.save(acc)
-        ids.append(acc.id)
-    for r in range(deposits):
-        for acc_id in ids:
-            acc = app.repository.get(acc_id)
-            acc.deposit(r + 1)
-            app.save(acc)
-    took = time.perf_counter() - start
-    app.close()
-    return accounts * (deposits + 1) / took
+    return eventsourcing_rate(env, accounts, deposits)
 
 
 def raw_rate(per_commit: int, total: int) -> float:

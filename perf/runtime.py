@@ -152,6 +152,13 @@ def run_pipelined(url: str, commands: list[Any], window: int = 256) -> float:
 
 
 def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+    return eventsourcing_rate(env, accounts, deposits)
+
+
+def eventsourcing_rate(env: dict[str, str], accounts: int, deposits: int) -> float:
+    """Commands per second of the eventsourcing library's application on the persistence
+    `env` names (aggregate cache on): open `accounts`, then `deposits` rounds of one each."""
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate as ESAggregate
     from eventsourcing.domain import event as es_event
@@ -165,13 +172,7 @@ def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
         def deposit(self, amount: int) -> None:
             self.balance += amount
 
-    app: Application[Any] = Application(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path,
-            "AGGREGATE_CACHE_MAXSIZE": str(accounts),
-        }
-    )
+    app: Application[Any] = Application(env={**env, "AGGREGATE_CACHE_MAXSIZE": str(accounts)})
     start = time.perf_counter()
     ids = []
     for i in range(accounts):
@@ -183,7 +184,9 @@ def run_eventsourcing(path: str, accounts: int, deposits: int) -> float:
             acc = app.repository.get(acc_id)
             acc.deposit(r + 1)
             app.save(acc)
-    return accounts * (deposits + 1) / (time.perf_counter() - start)
+    took = time.perf_counter() - start
+    app.close()
+    return accounts * (deposits + 1) / took
 
 
 def run_raw(path: Path, total: int, per_commit: int = 256) -> float:
